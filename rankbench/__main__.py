@@ -1,0 +1,3 @@
+from rankbench.cli import main
+
+raise SystemExit(main())

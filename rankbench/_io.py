@@ -1,0 +1,56 @@
+"""Atomic file writes and provenance: nothing half-written is ever left under a final name."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that can change a number: recorded in every run directory."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for mod in ("rankbench", "torch", "numpy", "nasbench_pytorch", "scipy", "h5py", "pandas"):
+        try:
+            if mod == "nasbench_pytorch":
+                from importlib.metadata import version
+
+                out[mod] = version("nasbench-pytorch")
+            else:
+                out[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover - optional
+            out[mod] = "unavailable"
+    return out
