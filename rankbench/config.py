@@ -43,6 +43,7 @@ class DataConfig:
     crop_padding: int = 4
     flip: bool = True
     split_seed: int = 0  # only used where the source has no fixed split
+    resolution: int = 32  # images are average-pooled to this side (quick preset: 16); 32 = native
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class TruthConfig:
     reduce: str = "mean"  # "mean" of the 3 repeats | "random" (one repeat, as the public code)
     epochs: int = 108
     seeds: int = 2  # measured truth: from-scratch trainings per hash class
+    train_epochs: int = 0  # measured truth: epochs per from-scratch training (0 = train.epochs)
 
 
 @dataclass(frozen=True)

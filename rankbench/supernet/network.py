@@ -1,0 +1,109 @@
+"""The NB101 skeleton around supernet cells: stem, stacks of cells, pooling, classifier."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from rankbench.spaces.base import Subnet
+from rankbench.supernet.cell import _bns
+from rankbench.supernet.ops import ConvBnRelu
+
+#: an architecture for one forward pass: one subnet shared by every cell, or one per cell
+Arch = Subnet | Sequence[Subnet]
+
+
+class Supernet(nn.Module):
+    """NB101's network with a supernet cell in every position.
+
+    stem 3x3 conv-BN-ReLU (``width`` channels) -> ``stacks`` stacks of ``cells_per_stack``
+    cells, 2x2 max-pool and channel doubling between stacks -> global average pool -> linear.
+    ``forward(x, arch)`` runs only the modules ``arch`` uses, so only they get gradients.
+    """
+
+    def __init__(self, space, variant: str, make_cell: Callable[[int, int], nn.Module], *, width: int = 128,
+                 stacks: int = 3, cells_per_stack: int = 3, num_classes: int = 10, bn_momentum: float = 0.1):
+        super().__init__()
+        if width < 1 or stacks < 1 or cells_per_stack < 1:
+            raise ValueError(f"width, stacks and cells_per_stack must be positive, got {width}, {stacks}, {cells_per_stack}")
+        self.space, self.variant = space, variant
+        self.stem = ConvBnRelu(3, width, 3, bn_momentum)
+        self.cells = nn.ModuleList()
+        self._downsample_before: set[int] = set()
+        in_ch = channels = width
+        for s in range(stacks):
+            if s > 0:
+                channels *= 2
+                self._downsample_before.add(len(self.cells))
+            for _ in range(cells_per_stack):
+                self.cells.append(make_cell(in_ch, channels))
+                in_ch = channels
+        self.pool = nn.MaxPool2d(2, 2)
+        self.classifier = nn.Linear(channels, num_classes)
+        self._init_weights()
+        self._param_names = {id(p): n for n, p in self.named_parameters()}
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.cells)
+
+    def _init_weights(self) -> None:
+        # as NB101 / nasbench-pytorch: He-normal convs, N(0, 0.01) classifier, BN 1/0
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def _per_cell(self, arch: Arch) -> Sequence[Subnet]:
+        if isinstance(arch, Subnet):
+            return [arch] * self.num_cells
+        arch = list(arch)
+        if len(arch) != self.num_cells:
+            raise ValueError(f"got {len(arch)} subnets for {self.num_cells} cells; give one, or one per cell")
+        return arch
+
+    def features(self, x: Tensor, arch: Arch) -> Tensor:
+        x = self.stem(x)
+        for i, (cell, sub) in enumerate(zip(self.cells, self._per_cell(arch))):
+            if i in self._downsample_before:
+                x = self.pool(x)
+            x = cell(x, sub)
+        return x
+
+    def forward(self, x: Tensor, arch: Arch) -> Tensor:
+        return self.classifier(torch.mean(self.features(x, arch), dim=(2, 3)))
+
+    # -- what a subnet uses ------------------------------------------------------------------
+    def used_modules(self, arch: Arch) -> list[nn.Module]:
+        mods: list[nn.Module] = [self.stem]
+        for cell, sub in zip(self.cells, self._per_cell(arch)):
+            mods.extend(cell.used_modules(sub))
+        mods.append(self.classifier)
+        return mods
+
+    def used_parameters(self, arch: Arch) -> Iterator[tuple[str, nn.Parameter]]:
+        """(name, parameter) of every weight ``arch`` uses, each once."""
+        seen: set[int] = set()
+        for mod in self.used_modules(arch):
+            for p in mod.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield self._param_names[id(p)], p
+
+    def used_bns(self, arch: Arch) -> list[nn.BatchNorm2d]:
+        """Every BatchNorm ``arch`` passes through (what BN calibration re-estimates)."""
+        return _bns(self.used_modules(arch))
+
+    def param_count(self, arch: Arch | None = None) -> int:
+        """Trainable parameters of the whole supernet, or of the weights ``arch`` uses."""
+        if arch is None:
+            return sum(p.numel() for p in self.parameters())
+        return sum(p.numel() for _, p in self.used_parameters(arch))
