@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as e:
         print(f"rankbench: error: {e}", file=sys.stderr)
         return e.code
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("rankbench: interrupted; finished work is saved, rerun the same command to continue",
               file=sys.stderr)
