@@ -489,4 +489,5 @@ def group_mean(scores: ArrayLike, groups: ArrayLike) -> tuple[np.ndarray, np.nda
         raise ValueError(f"scores and groups differ in length: {s.size} vs {g.size}")
     uniq, inv = np.unique(g, return_inverse=True)
     inv = inv.ravel()
-    return uniq, np.bincount(inv, weights=s, minlength=uniq.size) / np.bincount(inv, minlength=uniq.size)
+    counts = np.bincount(inv, minlength=uniq.size)
+    return uniq, np.bincount(inv, weights=s, minlength=uniq.size) / counts

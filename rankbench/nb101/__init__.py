@@ -1,4 +1,25 @@
-"""NAS-Bench-101: cell specs, hashing, the stand-alone network and the TensorFlow-free store."""
-from rankbench.nb101.spec import OPS, InvalidSpecError, ModelSpec, hash_spec
+"""NAS-Bench-101: cell specs, hashing, the stand-alone network and the TensorFlow-free store.
 
-__all__ = ["OPS", "InvalidSpecError", "ModelSpec", "hash_spec"]
+``rankbench.nb101.open()`` opens the store (see :mod:`rankbench.nb101.store` for where it is
+looked for and its format); ``import_tfrecord`` builds one from the official tfrecord files.
+"""
+from rankbench.nb101.importer import ImportSummary, import_tfrecord
+from rankbench.nb101.spec import OPS, InvalidSpecError, ModelSpec, hash_spec
+from rankbench.nb101.store import (
+    FIELDS,
+    METRICS,
+    Coverage,
+    MissingDataError,
+    NB101Store,
+    NotInStoreError,
+    default_path,
+    open,
+)
+from rankbench.nb101.tfrecord import CorruptRecordError
+
+__all__ = [
+    "OPS", "InvalidSpecError", "ModelSpec", "hash_spec",
+    "open", "default_path", "NB101Store", "Coverage", "FIELDS", "METRICS",
+    "NotInStoreError", "MissingDataError", "CorruptRecordError",
+    "import_tfrecord", "ImportSummary",
+]

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 __all__ = ["EvaluationData", "ModelMetrics", "ProtoDecodeError", "decode_model_metrics",
-           "encode_model_metrics"]
+           "decode_raw", "encode_model_metrics"]
 
 _F64 = struct.Struct("<d")
 _EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
@@ -63,69 +63,120 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
             raise ProtoDecodeError("varint longer than 10 bytes")
 
 
-def _fields(buf: bytes, pos: int, end: int):
-    """Yield ``(field_number, wire_type, value)``; value is int, float bytes, or (start, stop)."""
+def _skip(buf: bytes, pos: int, end: int, num: int, wt: int) -> int:
+    """Position after an (unknown) field's value."""
+    if wt == 0:
+        return _varint(buf, pos, end)[1]
+    if wt == 1:
+        pos += 8
+    elif wt == 2:
+        n, pos = _varint(buf, pos, end)
+        pos += n
+    elif wt == 5:
+        pos += 4
+    else:
+        raise ProtoDecodeError(f"unsupported wire type {wt} for field {num}")
+    if pos > end:
+        raise ProtoDecodeError(f"field {num} runs past the message end")
+    return pos
+
+
+_WANT = {1: (1, "current_epoch"), 2: (1, "training_time"), 3: (1, "train_accuracy"),
+         4: (1, "validation_accuracy"), 5: (1, "test_accuracy"), 6: (2, "checkpoint_path")}
+
+
+_CANON_TAGS = b"\x09\x11\x19\x21\x29"  # fields 1..5 as fixed64, in order: how NB101 writes them
+_CANON = struct.Struct("<xdxdxdxdxd")
+
+
+def _decode_eval(buf: bytes, pos: int, end: int, unpack=_F64.unpack_from) -> list:
+    """``[None, current_epoch, training_time, train, validation, test, checkpoint (start, stop)]``."""
+    if end - pos >= 45 and buf[pos:pos + 45:9] == _CANON_TAGS:  # fast path, same result
+        vals = [None, *_CANON.unpack_from(buf, pos), None]
+        pos += 45
+    else:
+        vals = [None] * 7
     while pos < end:
-        key, pos = _varint(buf, pos, end)
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos, end)
         num, wt = key >> 3, key & 7
-        if num == 0:
-            raise ProtoDecodeError("field number 0")
-        if wt == 0:
-            val, pos = _varint(buf, pos, end)
-        elif wt == 1:
+        if 1 <= num <= 5:
+            if wt != 1:
+                raise ProtoDecodeError(f"field {num} ({_WANT[num][1]}) has wire type {wt}, expected 1")
             if pos + 8 > end:
                 raise ProtoDecodeError(f"truncated fixed64 field {num}")
-            val = buf[pos:pos + 8]
+            vals[num] = unpack(buf, pos)[0]
             pos += 8
-        elif wt == 2:
+        elif num == 6:
+            if wt != 2:
+                raise ProtoDecodeError(f"field 6 (checkpoint_path) has wire type {wt}, expected 2")
             n, pos = _varint(buf, pos, end)
             if pos + n > end:
-                raise ProtoDecodeError(f"length-delimited field {num} runs past the message end")
-            val = (pos, pos + n)
+                raise ProtoDecodeError("checkpoint_path runs past the message end")
+            vals[6] = (pos, pos + n)
             pos += n
-        elif wt == 5:
-            if pos + 4 > end:
-                raise ProtoDecodeError(f"truncated fixed32 field {num}")
-            val = buf[pos:pos + 4]
-            pos += 4
+        elif num == 0:
+            raise ProtoDecodeError("field number 0")
         else:
-            raise ProtoDecodeError(f"unsupported wire type {wt} for field {num}")
-        yield num, wt, val
+            pos = _skip(buf, pos, end, num, wt)
+    return vals
 
 
-def _expect(num: int, wt: int, want: int, name: str) -> None:
-    if wt != want:
-        raise ProtoDecodeError(f"field {num} ({name}) has wire type {wt}, expected {want}")
-
-
-def _decode_eval(buf: bytes, start: int, stop: int) -> EvaluationData:
-    ev = EvaluationData()
-    for num, wt, val in _fields(buf, start, stop):
-        name = _EVAL_FIELDS.get(num)
-        if name is not None:
-            _expect(num, wt, 1, name)
-            setattr(ev, name, _F64.unpack(val)[0])
-        elif num == 6:
-            _expect(num, wt, 2, "checkpoint_path")
-            ev.checkpoint_path = bytes(buf[val[0]:val[1]]).decode("utf-8", "replace")
-    return ev
+def decode_raw(buf: bytes) -> tuple[list[list], int | None, float | None]:
+    """Fast path for the importer: ``(evaluations, trainable_parameters, total_time)``, each
+    evaluation a list indexed by EvaluationData field number (1..5 doubles or None)."""
+    evals, params, total = [], None, None
+    pos, end = 0, len(buf)
+    while pos < end:
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos, end)
+        num, wt = key >> 3, key & 7
+        if num == 1:
+            if wt != 2:
+                raise ProtoDecodeError(f"field 1 (evaluation_data) has wire type {wt}, expected 2")
+            n = buf[pos] if pos < end else 0x80
+            if n < 0x80:
+                pos += 1
+            else:
+                n, pos = _varint(buf, pos, end)
+            if pos + n > end:
+                raise ProtoDecodeError("evaluation_data runs past the message end")
+            evals.append(_decode_eval(buf, pos, pos + n))
+            pos += n
+        elif num == 2:
+            if wt != 0:
+                raise ProtoDecodeError(f"field 2 (trainable_parameters) has wire type {wt}, expected 0")
+            v, pos = _varint(buf, pos, end)
+            v &= 0xFFFFFFFF  # int32: negative values are 10-byte two's complement varints
+            params = v - (1 << 32) if v & 0x80000000 else v
+        elif num == 3:
+            if wt != 1:
+                raise ProtoDecodeError(f"field 3 (total_time) has wire type {wt}, expected 1")
+            if pos + 8 > end:
+                raise ProtoDecodeError("truncated fixed64 field 3")
+            total = _F64.unpack_from(buf, pos)[0]
+            pos += 8
+        elif num == 0:
+            raise ProtoDecodeError("field number 0")
+        else:
+            pos = _skip(buf, pos, end, num, wt)
+    return evals, params, total
 
 
 def decode_model_metrics(buf: bytes) -> ModelMetrics:
     """Parse serialized ``ModelMetrics`` bytes."""
-    mm = ModelMetrics()
-    for num, wt, val in _fields(buf, 0, len(buf)):
-        if num == 1:
-            _expect(num, wt, 2, "evaluation_data")
-            mm.evaluation_data.append(_decode_eval(buf, *val))
-        elif num == 2:
-            _expect(num, wt, 0, "trainable_parameters")
-            v = val & 0xFFFFFFFF  # int32: negative values are 10-byte two's complement varints
-            mm.trainable_parameters = v - (1 << 32) if v & 0x80000000 else v
-        elif num == 3:
-            _expect(num, wt, 1, "total_time")
-            mm.total_time = _F64.unpack(val)[0]
-    return mm
+    evals, params, total = decode_raw(buf)
+    out = []
+    for v in evals:
+        ck = None if v[6] is None else bytes(buf[v[6][0]:v[6][1]]).decode("utf-8", "replace")
+        out.append(EvaluationData(v[1], v[2], v[3], v[4], v[5], ck))
+    return ModelMetrics(evaluation_data=out, trainable_parameters=params, total_time=total)
 
 
 def _enc_varint(value: int) -> bytes:

@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Sequence
 
 import numpy as np
-from nasbench_pytorch.model import graph_util
 
 INPUT = "input"
 OUTPUT = "output"
@@ -164,6 +163,9 @@ class ModelSpec:
     @cached_property
     def hash(self) -> str:
         """NB101's isomorphism-invariant MD5 key of the pruned cell."""
+        # imported here: nasbench_pytorch.model's __init__ imports torch (~2 s)
+        from nasbench_pytorch.model import graph_util
+
         return graph_util.hash_module(self.matrix, self.labels)
 
     @property

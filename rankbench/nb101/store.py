@@ -138,6 +138,26 @@ def _as_hash(item: Any) -> str:
     raise TypeError(f"expected an NB101 hash (str) or a ModelSpec, got {type(item).__name__}")
 
 
+_HEXCHAR = np.zeros(256, bool)
+_HEXCHAR[np.frombuffer(b"0123456789abcdefABCDEF", np.uint8)] = True
+
+
+def _lower_and_high(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``S32``/``S33`` hashes -> (lower-cased ``S32``, first 16 hex digits as uint64, too long).
+
+    The uint64 sorts like the hex strings do (for hex input; anything else fails the final
+    whole-string comparison anyway)."""
+    width = a.dtype.itemsize
+    u8 = a.view(np.uint8).reshape(-1, width)
+    head = u8[:, :32] | 0x20  # 'A'-'F' -> 'a'-'f'; digits unchanged
+    too_long = u8[:, 32:].any(axis=1) if width > 32 else np.zeros(len(u8), bool)
+    h16 = head[:, :16]
+    nib = (h16 & 0x0F) + 9 * (h16 >> 6)
+    packed = np.ascontiguousarray((nib[:, 0::2] << 4) | (nib[:, 1::2] & 0x0F))
+    high = packed.view(">u8").ravel().astype(np.uint64)
+    return head.view("S32").ravel(), high, too_long
+
+
 class NB101Store:
     """Read access to one store file; see the module docstring for the format.
 
@@ -168,7 +188,10 @@ class NB101Store:
         self.num_cells = int(attrs["num_cells"])
         self.epochs = tuple(int(e) for e in attrs["epochs"])
         self._hashes: np.ndarray | None = None
+        self._high_keys: np.ndarray | None = None
         self._cols: dict[tuple[int, str], np.ndarray] = {}
+        self._cell_cols: dict[str, np.ndarray] = {}
+        self._fieldsets: dict[int, tuple[str, ...]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -192,7 +215,8 @@ class NB101Store:
     def description(self) -> str:
         """One line naming the store, for messages and CLI output."""
         kind = "bundled sample" if self.is_sample else "imported store"
-        return f"{self.path} ({kind}, {self.num_cells:,} cells, from {self.resolved_from})"
+        via = "" if self.resolved_from == "the bundled sample" else f", found via {self.resolved_from}"
+        return f"{self.path} ({kind}, {self.num_cells:,} cells{via})"
 
     def _not_in_store(self, h: str) -> NotInStoreError:
         hint = (f"; for the full benchmark: {DOWNLOAD_HINT}" if self.is_sample or self.num_cells < 423624
@@ -202,48 +226,85 @@ class NB101Store:
     # -- index -----------------------------------------------------------------------------
     @property
     def _index(self) -> np.ndarray:
+        """The sorted ``S32`` hash array, read on first use."""
         if self._hashes is None:
             self._hashes = self._f["hash"][...]
         return self._hashes
 
+    @property
+    def _high(self) -> np.ndarray | None:
+        """First 16 hex digits of each indexed hash as uint64 (sorted like the hashes), or
+        None if two hashes share them (then lookups search the strings)."""
+        if self._high_keys is None:
+            _, high, _ = _lower_and_high(self._index)
+            unique = high.size < 2 or bool((high[1:] > high[:-1]).all())
+            self._high_keys = high if unique else np.zeros(0, np.uint64)
+        return self._high_keys if self._high_keys.size or not self._index.size else None
+
     def rows(self, items: Iterable[Any] | np.ndarray) -> np.ndarray:
-        """Row of each hash/spec in the store (int64), -1 where the store lacks it."""
+        """Row of each hash/spec in the store (int64), -1 where the store lacks it.
+
+        Hashes match case-insensitively; vectorised (``np.searchsorted`` on the sorted index).
+        """
         if isinstance(items, np.ndarray) and items.dtype.kind in "SU":
-            q = np.char.lower(items) if items.dtype.kind == "U" else items
+            q = items.ravel()
         else:
-            q = [_as_hash(x) for x in items]
+            items = list(items)
+            q = items if all(type(x) is str for x in items) else [_as_hash(x) for x in items]
         try:
             q = np.asarray(q, dtype="S33")
         except UnicodeEncodeError:  # not ASCII, so not a hash: keep it unmatchable
             q = np.asarray([str(x).encode("ascii", "replace") for x in q], dtype="S33")
-        if q.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        too_long = q.view(np.uint8).reshape(-1, 33)[:, 32] != 0
-        q = np.ascontiguousarray(q.view(np.uint8).reshape(-1, 33)[:, :32]).view("S32").ravel()
         idx = self._index
-        if idx.size == 0:
+        if q.size == 0 or idx.size == 0:
             return np.full(q.shape, -1, dtype=np.int64)
-        pos = np.searchsorted(idx, q)
+        qs, qhigh, too_long = _lower_and_high(q)
+        high = self._high
+        if high is not None:
+            pos = np.searchsorted(high, qhigh)
+        else:  # pragma: no cover - needs two stored hashes sharing 16 hex digits
+            pos = np.searchsorted(idx, qs)
         np.minimum(pos, idx.size - 1, out=pos)
-        found = (idx[pos] == q) & ~too_long
+        found = (idx[pos] == qs) & ~too_long
+        u8 = q.view(np.uint8).reshape(len(q), -1)
+        changed = np.flatnonzero(found & (np.ascontiguousarray(u8[:, :32]).view("S32").ravel() != qs))
+        if changed.size:  # '|0x20' maps a few non-hex bytes onto hex digits: reject those
+            found[changed[~_HEXCHAR[u8[changed, :32]].all(axis=1)]] = False
         return np.where(found, pos, -1).astype(np.int64)
+
+    def _find(self, h: str) -> int:
+        idx = self._index
+        try:
+            key = h.encode("ascii")
+        except UnicodeEncodeError:
+            return -1
+        if len(key) != 32 or idx.size == 0:
+            return -1
+        pos = int(np.searchsorted(idx, key))
+        return pos if pos < idx.size and idx[pos] == key else -1
 
     def row(self, spec_or_hash: Any) -> int:
         """Row of one cell; :class:`NotInStoreError` if the store lacks it."""
         h = _as_hash(spec_or_hash)
-        r = int(self.rows([h])[0])
+        r = self._find(h)
         if r < 0:
             raise self._not_in_store(h)
         return r
 
     def __contains__(self, spec_or_hash: Any) -> bool:
-        return bool(self.rows([_as_hash(spec_or_hash)])[0] >= 0)
+        return self._find(_as_hash(spec_or_hash)) >= 0
+
+    def _cell_column(self, name: str) -> np.ndarray:
+        col = self._cell_cols.get(name)
+        if col is None:
+            col = self._cell_cols[name] = self._f[name][...]
+        return col
 
     def hashes(self, *, with_spec: bool = False) -> list[str]:
         """All hashes in the store (sorted); ``with_spec=True``: only cells whose spec is stored."""
         idx = self._index
         if with_spec:
-            idx = idx[self._f["num_vertices"][...] > 0]
+            idx = idx[self._cell_column("num_vertices") > 0]
         return [h.decode() for h in idx.tolist()]
 
     # -- data ------------------------------------------------------------------------------
@@ -256,7 +317,7 @@ class NB101Store:
                 f"this store ({self.path}) has no {epochs}-epoch results; epochs present: "
                 f"{list(self.epochs)} (4/12/36 need nasbench_full.tfrecord imported)")
         name = METRICS[metric]
-        if name not in self._f[f"epochs/{epochs}"]:
+        if name not in self.fields(epochs):
             raise MissingDataError(
                 f"this store ({self.path}) has no {name} at {epochs} epochs; fields present: "
                 f"{self.fields(epochs)}")
@@ -271,9 +332,13 @@ class NB101Store:
 
     def fields(self, epochs: int = 108) -> list[str]:
         """Metric fields stored at ``epochs`` (per-field presence)."""
-        if int(epochs) not in self.epochs:
+        epochs = int(epochs)
+        if epochs not in self.epochs:
             return []
-        return [f for f in FIELDS if f in self._f[f"epochs/{int(epochs)}"]]
+        if epochs not in self._fieldsets:
+            group = self._f[f"epochs/{epochs}"]
+            self._fieldsets[epochs] = tuple(f for f in FIELDS if f in group)
+        return list(self._fieldsets[epochs])
 
     def num_repeats(self, spec_or_hash: Any, epochs: int = 108) -> int:
         """How many training repeats the store holds for the cell at ``epochs``."""
@@ -349,21 +414,21 @@ class NB101Store:
     def params(self, spec_or_hash: Any) -> int:
         """NB101 ``trainable_parameters`` of the cell."""
         h = _as_hash(spec_or_hash)
-        v = int(self._f["trainable_parameters"][self.row(h)])
+        v = int(self._cell_column("trainable_parameters")[self.row(h)])
         if v < 0:
             raise MissingDataError(f"cell {h} is in this store ({self.path}) but its parameter count is not")
         return v
 
     def has_spec(self, spec_or_hash: Any) -> bool:
         """Whether the store holds the cell's adjacency and ops."""
-        return bool(self._f["num_vertices"][self.row(spec_or_hash)] > 0)
+        return bool(self._cell_column("num_vertices")[self.row(spec_or_hash)] > 0)
 
     def spec(self, spec_or_hash: Any) -> ModelSpec:
         """The cell's (pruned) :class:`ModelSpec`; :class:`MissingDataError` if the store holds
         the cell without its spec (most of the bundled sample: see :meth:`hashes`)."""
         h = _as_hash(spec_or_hash)
         r = self.row(h)
-        n = int(self._f["num_vertices"][r])
+        n = int(self._cell_column("num_vertices")[r])
         if n <= 0:
             raise MissingDataError(
                 f"cell {h} is in this store ({self.path}) but its spec is not; "
@@ -386,8 +451,8 @@ class NB101Store:
             counts = np.bincount(self._column(e, "num_repeats").astype(np.int64), minlength=1)
             repeats[e] = {int(k): int(v) for k, v in enumerate(counts) if v and k}
             fields[e] = self.fields(e)
-        nv = self._f["num_vertices"][...]
-        params = self._f["trainable_parameters"][...]
+        nv = self._cell_column("num_vertices")
+        params = self._cell_column("trainable_parameters")
         skip = {"format", "format_version", "num_cells", "epochs", "is_sample", "max_repeats"}
         prov = {k: (v.tolist() if isinstance(v, np.ndarray) else (v.item() if hasattr(v, "item") else v))
                 for k, v in self._f.attrs.items() if k not in skip}
@@ -425,7 +490,8 @@ class StoreWriter:
         data = np.ascontiguousarray(data)
         chunks = (max(1, min(len(data), self.chunk_rows)),) + data.shape[1:] if len(data) else None
         self.f.create_dataset(name, data=data, chunks=chunks, compression="gzip" if len(data) else None,
-                              compression_opts=self.level if len(data) else None, shuffle=bool(len(data)))
+                              compression_opts=self.level if len(data) else None, shuffle=bool(len(data)),
+                              track_times=False)
 
     def write_cells(self, hashes: np.ndarray, trainable_parameters: np.ndarray,
                     num_vertices: np.ndarray | None = None, adjacency: np.ndarray | None = None,
@@ -478,7 +544,9 @@ class StoreWriter:
         g = self.f.require_group(f"epochs/{int(epochs)}")
         g.attrs["fields"] = [f for f in FIELDS if f in g]
 
-    def finish(self, *, is_sample: bool, **provenance: Any) -> None:
+    def finish(self, *, is_sample: bool, reproducible: bool = False, **provenance: Any) -> None:
+        """Root attributes; ``reproducible=True`` leaves out the creation time (same bytes on
+        every rebuild, as for the bundled sample)."""
         from datetime import datetime, timezone
 
         from rankbench import __version__
@@ -492,7 +560,8 @@ class StoreWriter:
         a["max_repeats"] = int(self.max_repeats)
         a["is_sample"] = bool(is_sample)
         a["rankbench_version"] = __version__
-        a.setdefault("created", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if not reproducible:
+            a["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         for k, v in provenance.items():
             if v is not None:
                 a[k] = v

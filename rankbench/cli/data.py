@@ -1,0 +1,187 @@
+"""``rankbench data``: import the official NB101 tfrecord, describe a store, look a cell up."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+from rankbench.cli import EXIT_INVALID, EXIT_NOT_FOUND, CLIError
+
+__all__ = ["add_parser"]
+
+_HASH = re.compile(r"^[0-9a-f]{32}$")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("data", help="NAS-Bench-101 data: import, info, query",
+                              description="Import NAS-Bench-101 and look cells up in the store.")
+    sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda a: (p.print_help(), EXIT_INVALID)[1])
+
+    imp = sub.add_parser("import", help="convert nasbench_only108/nasbench_full .tfrecord into the store",
+                         description="Read an official NB101 tfrecord (no TensorFlow needed) and write "
+                                     "the HDF5 store rankbench.nb101.open() reads.")
+    imp.add_argument("file", type=Path, help="nasbench_only108.tfrecord or nasbench_full.tfrecord")
+    imp.add_argument("--out", type=Path, default=None,
+                     help="store to write (default: $RANKBENCH_HOME/nb101.h5, ~/.cache/rankbench/nb101.h5)")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_import)
+
+    info = sub.add_parser("info", help="what a store holds", description="Describe the NB101 store.")
+    _store_arg(info)
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+
+    q = sub.add_parser("query", help="look one cell up by hash or spec",
+                       description="Print a cell's hash, parameter count and stored metrics "
+                                   "(every repeat and the mean).")
+    g = q.add_mutually_exclusive_group(required=True)
+    g.add_argument("--hash", help="NB101 hash (32 hex digits)")
+    g.add_argument("--adjacency", help="row-major 0/1 adjacency string, e.g. 49 digits for 7 vertices")
+    q.add_argument("--ops", help="comma-joined ops, e.g. input,conv3x3-bn-relu,...,output (with --adjacency)")
+    _store_arg(q)
+    q.add_argument("--epochs", type=int, default=108, help="epoch budget (default 108)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_query)
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", type=Path, default=None,
+                   help="store file (default: $RANKBENCH_DATA, then ~/.cache/rankbench/nb101.h5, "
+                        "then the bundled sample)")
+
+
+def _open(path: Path | None):
+    from rankbench.nb101.store import open as open_store
+
+    try:
+        return open_store(path)
+    except FileNotFoundError as e:
+        raise CLIError(str(e), EXIT_NOT_FOUND) from None
+    except ValueError as e:
+        raise CLIError(str(e), EXIT_INVALID) from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from rankbench.nb101.importer import import_tfrecord
+    from rankbench.nb101.tfrecord import CorruptRecordError
+
+    if not args.file.is_file():
+        raise CLIError(f"no such file: {args.file}", EXIT_INVALID)
+    try:
+        s = import_tfrecord(args.file, args.out, progress=not args.quiet)
+    except CorruptRecordError as e:
+        raise CLIError(f"{e}. Nothing was written; download the file again.", EXIT_INVALID) from None
+    print(f"wrote {s.path}: {s.cells:,} cells, {s.records:,} records, epochs {list(s.epochs)}, "
+          f"up to {s.max_repeats} repeats per cell ({s.seconds:.1f} s, {s.records_per_second:,.0f} records/s)")
+    from rankbench.nb101.store import default_path
+
+    if s.path.resolve() != default_path().resolve():
+        print(f"rankbench.nb101.open() finds it with RANKBENCH_DATA={s.path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _open(args.store) as st:
+        info = st.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    kind = "bundled sample" if info["is_sample"] else "imported store"
+    print(f"store: {info['path']} ({kind}, found via {info['resolved_from']})")
+    print(f"format: {info['format']} v{info['format_version']}")
+    print(f"cells: {info['num_cells']:,} ({info['cells_with_spec']:,} with spec, "
+          f"{info['cells_with_params']:,} with parameter count)")
+    for e in info["epochs"]:
+        reps = ", ".join(f"{n:,} cells x {k}" for k, n in sorted(info["repeats_per_cell"][e].items()))
+        print(f"epochs {e}: repeats {reps}; fields {', '.join(info['fields'][e])}")
+    for k, v in info["provenance"].items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from rankbench.nb101.spec import InvalidSpecError, ModelSpec
+    from rankbench.nb101.store import MissingDataError, NotInStoreError
+
+    spec = None
+    if args.adjacency is not None:
+        if not args.ops:
+            raise CLIError("--adjacency needs --ops (comma-joined op names, input first, output last)",
+                           EXIT_INVALID)
+        try:
+            spec = ModelSpec.from_string(args.adjacency, args.ops)
+        except InvalidSpecError as e:
+            raise CLIError(f"invalid spec: {e}", EXIT_INVALID) from None
+        h = spec.hash
+    else:
+        if args.ops:
+            raise CLIError("--ops goes with --adjacency, not --hash", EXIT_INVALID)
+        h = args.hash.strip().lower()
+        if not _HASH.match(h):
+            raise CLIError(f"{args.hash!r} is not an NB101 hash (32 hex digits)", EXIT_INVALID)
+    with _open(args.store) as st:
+        try:
+            params = st.params(h)
+        except NotInStoreError:
+            raise CLIError(f"cell {h} is not in this store ({st.path}, {st.num_cells:,} cells"
+                           + ("; for the full benchmark run: rankbench data import nasbench_only108.tfrecord"
+                              if st.is_sample or st.num_cells < 423624 else "") + ")",
+                           EXIT_NOT_FOUND) from None
+        except MissingDataError:
+            params = None
+        stored_spec = st.spec(h) if st.has_spec(h) else None
+        if args.epochs not in st.epochs:
+            raise CLIError(f"this store ({st.path}) has no {args.epochs}-epoch results; epochs present: "
+                           f"{list(st.epochs)}", EXIT_NOT_FOUND)
+        n_rep = st.num_repeats(h, args.epochs)
+        metrics = {}
+        for name in st.fields(args.epochs):
+            try:
+                vals = st.query(h, epochs=args.epochs, metric=name, reduce="all")
+            except MissingDataError:
+                continue
+            metrics[name] = {"repeats": [float(v) for v in vals], "mean": float(vals.mean())}
+        shown = stored_spec or spec
+        out = {
+            "store": {"path": str(st.path), "is_sample": st.is_sample, "num_cells": st.num_cells,
+                      "resolved_from": st.resolved_from},
+            "hash": h,
+            "trainable_parameters": params,
+            "spec": None if shown is None else {"adjacency": shown.adjacency_string, "ops": list(shown.ops)},
+            "epochs": args.epochs,
+            "num_repeats": n_rep,
+            "metrics": metrics,
+        }
+        desc = st.description
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"store: {desc}")
+    print(f"hash: {h}")
+    print(f"trainable_parameters: {'unknown' if params is None else f'{params:,}'}")
+    if shown is not None:
+        print(f"spec: adjacency {shown.adjacency_string} ops {','.join(shown.ops)}")
+    else:
+        print("spec: not stored")
+    if not metrics:
+        print(f"no metrics stored at {args.epochs} epochs", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    width = max(len(k) for k in metrics)
+    n_cols = max(len(m["repeats"]) for m in metrics.values())
+    print(f"metrics at {args.epochs} epochs ({n_rep} repeat{'s' if n_rep != 1 else ''} stored):")
+    head = "".join(f"{'repeat ' + str(i + 1):>14}" for i in range(n_cols))
+    print(f"  {'':<{width}}{head}{'mean':>14}")
+    for name, m in metrics.items():
+        cells = "".join(f"{_fmt(v):>14}" for v in m["repeats"]) + " " * 14 * (n_cols - len(m["repeats"]))
+        print(f"  {name:<{width}}{cells}{_fmt(m['mean']):>14}")
+    return 0
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "-"
+    return f"{v:.6f}" if abs(v) < 10 else f"{v:.2f}"
