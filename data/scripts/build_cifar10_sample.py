@@ -75,6 +75,7 @@ def build(source: Path, out: Path) -> None:
                     info.compress_type = zipfile.ZIP_STORED
                     info.external_attr = 0o644 << 16
                     zout.writestr(info, zin.read(name))  # the original bytes, not re-encoded
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a shipped data file is world-readable
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ deterministic class-balanced fifth of the train folder: NOT NB101's exact split,
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
@@ -82,15 +83,19 @@ class CIFAR10Error(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """One split: ``images`` uint8 [N, 3, 32, 32] and ``labels`` int64 [N] (class indices)."""
+    """One split: ``images`` uint8 [N, 3, 32, 32] and ``labels`` int64 [N] (class indices).
+
+    Any square side is accepted (uint8 [N, 3, R, R]) so that downsampled copies are ImageSets too.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
         x, y = self.images, self.labels
-        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != (3, 32, 32):
-            raise ValueError(f"images must be uint8 [N, 3, 32, 32], got {x.dtype} {list(x.shape)}")
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3]:
+            raise ValueError(f"images must be uint8 [N, 3, 32, 32] (or [N, 3, R, R]), got "
+                             f"{x.dtype} {list(x.shape)}")
         if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
             raise ValueError(f"labels must be int64 [{len(x)}], got {y.dtype} {list(y.shape)}")
 
@@ -370,29 +375,29 @@ def _decode_batch(raw: bytes, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_official(path: Path, kind: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     needed = set(_TRAIN_BATCHES) | {_VALID_BATCH, _TEST_BATCH}
-    raw: dict[str, bytes] = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if kind == "cifar10-batches":
         for n in sorted(needed):
             if (path / n).is_file():
-                raw[n] = (path / n).read_bytes()
+                out[n] = _decode_batch((path / n).read_bytes(), f"{path / n}")
     else:
         try:
             with tarfile.open(path, "r:*") as tar:
                 for m in tar:  # one sequential pass: no seeking back in the gzip stream
                     base = m.name.rsplit("/", 1)[-1]
-                    if m.isfile() and base in needed and base not in raw:
+                    if m.isfile() and base in needed and base not in out:
                         f = tar.extractfile(m)
                         if f is not None:
-                            raw[base] = f.read()
+                            out[base] = _decode_batch(f.read(), f"{path}:{m.name}")
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             raise CIFAR10Error(f"{path} is not a readable CIFAR-10 archive ({type(e).__name__}: {e});"
                                f" it is corrupt or partial: delete it. {_fix_hint()}") from None
-    missing = sorted(needed - set(raw))
+    missing = sorted(needed - set(out))
     if missing:
         raise CIFAR10Error(f"{path} lacks {', '.join(missing)}: not a complete CIFAR-10 python "
                            f"archive (CIFAR-100 and the binary version are different files). "
                            f"{_fix_hint()}")
-    return {n: _decode_batch(b, f"{path}:{n}") for n, b in raw.items()}
+    return out
 
 
 def _concat(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +414,8 @@ def _image_entries(names: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
     out: dict[str, list[tuple[int, str]]] = {"train": [], "test": []}
     for name in names:
         parts = name.replace("\\", "/").split("/")
-        if len(parts) < 3 or not parts[-1].lower().endswith(_IMAGE_EXTS) or "__MACOSX" in parts:
+        if (len(parts) < 3 or not parts[-1].lower().endswith(_IMAGE_EXTS) or "__MACOSX" in parts
+                or parts[-1].startswith(".")):
             continue
         split, cls = parts[-3], parts[-2]
         if split in out and cls in CLASSES:
@@ -479,8 +485,11 @@ def _decode_images(path: Path, kind: str, progress: bool) -> dict[str, tuple[np.
             zf.close()
 
 
-def _cache_key(path: Path, kind: str) -> str:
-    h = hashlib.sha256(f"v{_CACHE_VERSION}|{kind}|{path}".encode())
+def _cache_file(path: Path, kind: str) -> tuple[Path, str]:
+    """(cache file, glob of older caches of the same source): the name holds a hash of the
+    path and a hash of the content's size+mtime, so an edited source gets a fresh entry."""
+    where = hashlib.sha256(f"v{_CACHE_VERSION}|{kind}|{path}".encode()).hexdigest()[:8]
+    h = hashlib.sha256()
     if path.is_dir():
         for p in sorted(path.rglob("*")):
             if p.is_file():
@@ -489,12 +498,13 @@ def _cache_key(path: Path, kind: str) -> str:
     else:
         st = path.stat()
         h.update(f"|{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
+    stem = f"cifar10-{path.name.split('.')[0]}-{where}"
+    return data_home() / "cache" / f"{stem}-{h.hexdigest()[:8]}.npz", f"{glob.escape(stem)}-*.npz"
 
 
 def _read_images_cached(path: Path, kind: str, *, cache: bool, progress: bool
                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    cfile = data_home() / "cache" / f"cifar10-{path.name.split('.')[0]}-{_cache_key(path, kind)}.npz"
+    cfile, older = _cache_file(path, kind)
     if cache and cfile.is_file():
         try:
             with np.load(cfile, allow_pickle=False) as z:
@@ -511,6 +521,9 @@ def _read_images_cached(path: Path, kind: str, *, cache: bool, progress: bool
             with atomic_path(cfile, suffix=".npz") as tmp, open(tmp, "wb") as f:
                 np.savez(f, **{f"{s}_{k}": v for s, (x, y) in out.items()
                                for k, v in (("images", x), ("labels", y))})
+            for stale in cfile.parent.glob(older):  # caches of earlier versions of this source
+                if stale != cfile:
+                    stale.unlink(missing_ok=True)
         except OSError as e:
             warnings.warn(f"could not write the decode cache {cfile} ({e}); decoding again next "
                           f"time (set RANKBENCH_HOME to a writable folder)", stacklevel=3)
