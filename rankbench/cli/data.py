@@ -47,6 +47,31 @@ def add_parser(subparsers) -> None:
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_query)
 
+    c = sub.add_parser("cifar10", help="where CIFAR-10 is; --download fetches the official archive",
+                       description="Show the CIFAR-10 location that presets with source = \"cifar10\" "
+                                   "read, or download the official python archive there (md5-checked).")
+    c.add_argument("--download", action="store_true", help="download cifar-10-python.tar.gz (163 MB)")
+    c.add_argument("--dest", type=Path, default=None, help="folder (default: $RANKBENCH_HOME/cifar10)")
+    c.set_defaults(func=cmd_cifar10)
+
+
+def cmd_cifar10(args) -> int:
+    from rankbench.data.cifar10 import ARCHIVE_NAME, default_dir, download_cifar10
+
+    dest = args.dest or default_dir()
+    if args.download:
+        try:
+            path = download_cifar10(dest)
+        except OSError as e:  # ConnectionError, URLError, disk errors
+            raise CLIError(f"could not download CIFAR-10 into {dest}: {e}. Download "
+                           f"{ARCHIVE_NAME} by hand and put it in {dest}", 1) from None
+        print(f"CIFAR-10 archive: {path} (md5 verified)")
+        return 0
+    path = Path(dest) / ARCHIVE_NAME
+    state = "present" if path.exists() else "missing: run `rankbench data cifar10 --download`"
+    print(f"CIFAR-10 archive: {path} ({state})")
+    return 0 if path.exists() else EXIT_NOT_FOUND
+
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", type=Path, default=None,

@@ -1,0 +1,131 @@
+"""``rankbench train``: train (or resume, or reuse) a supernet; ``rankbench list``: registries."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rankbench.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, CLIError
+
+DEFAULT_PRESET = "quick"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a supernet (resumable; a finished run is reused)",
+        description="Train a one-shot supernet into a run directory (runs/<variant>-<preset>-m<M>-seed<S>-"
+                    "<fingerprint>/ unless --out is given). A run with the same training config that "
+                    "already finished is reused; an interrupted one continues with --resume.")
+    p.add_argument("--variant", help="supernet variant (rankbench list variants); default: the preset's")
+    p.add_argument("--preset", default=DEFAULT_PRESET,
+                   help=f"preset name or .toml path (rankbench list presets); default {DEFAULT_PRESET}")
+    p.add_argument("--space", help="search space (rankbench list spaces); default: the preset's")
+    p.add_argument("--m", type=int, help="maximum number of active paths (1..4)")
+    p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    p.add_argument("--epochs", type=int, help="training epochs (train.epochs)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
+    p.add_argument("--out", type=Path, help="run directory (default: named after the config under --runs-root)")
+    p.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override any config field, e.g. --set train.lr=0.01 (repeatable; applied last)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=run_train)
+
+    lp = subparsers.add_parser("list", help="list registered variants, search spaces or presets",
+                               description="List what the registries hold.")
+    lp.add_argument("what", choices=("variants", "spaces", "presets"))
+    lp.set_defaults(func=run_list)
+
+
+def build_config(args: argparse.Namespace):
+    """Preset, then the named options, then --set overrides."""
+    from rankbench.config import ConfigError, apply_overrides, load_preset
+
+    try:
+        cfg = load_preset(args.preset)
+        named = {"model.variant": args.variant, "model.space": args.space, "model.m": args.m,
+                 "train.seed": args.seed, "train.epochs": args.epochs, "train.device": args.device}
+        cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
+        cfg = apply_overrides(cfg, args.overrides)
+    except ConfigError as e:
+        raise CLIError(str(e)) from None
+    from rankbench.spaces import SPACES
+    from rankbench.supernet import VARIANTS
+
+    if cfg.model.variant not in VARIANTS:
+        raise CLIError(f"unknown variant {cfg.model.variant!r}; variants: {', '.join(VARIANTS.names())}")
+    if cfg.model.space not in SPACES:
+        raise CLIError(f"unknown search space {cfg.model.space!r}; spaces: {', '.join(SPACES.names())}")
+    return cfg
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rankbench import rundir
+    from rankbench.train import CHECKPOINT, DONE, LOG, TrainingDivergedError, train_supernet
+
+    cfg = build_config(args)
+    run_dir = args.out if args.out is not None else rundir.run_dir_for(cfg, args.runs_root)
+    progress = not args.no_progress
+    reused = rundir.is_finished(run_dir)
+    print(f"run directory: {run_dir}")
+    try:
+        train_supernet(cfg, run_dir, resume=args.resume, progress=progress)
+    except TrainingDivergedError as e:
+        raise CLIError(str(e), code=EXIT_FAIL) from None
+    except KeyboardInterrupt:
+        where = (f"checkpoint: {run_dir / CHECKPOINT}" if (run_dir / CHECKPOINT).exists()
+                 else "no checkpoint was written yet")
+        print(f"rankbench: training interrupted; {where}\n"
+              f"continue: rerun the same command with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    done = json.loads((run_dir / DONE).read_text())
+    if reused:
+        print(f"reused: this training already finished (same training config); delete {run_dir} to train again")
+    print(f"variant {cfg.model.variant}, preset {cfg.preset}, m={cfg.model.m}, seed {cfg.train.seed}: "
+          f"{done['epochs']} epochs in {done['wall_s']:.1f} s on {done['device']}")
+    print(f"final train loss {done['train_loss']:.4f}, train accuracy {done['train_acc']:.4f}, "
+          f"{done['images_per_s']:.0f} images/s, {done['epoch_s']:.1f} s/epoch")
+    print(f"weights: {run_dir / 'supernet.pt'}; log: {run_dir / LOG}")
+    return EXIT_OK
+
+
+def run_list(args: argparse.Namespace) -> int:
+    if args.what == "variants":
+        from rankbench.supernet import VARIANTS
+
+        _print_table(VARIANTS.describe())
+    elif args.what == "spaces":
+        from rankbench.spaces import SPACES
+
+        _print_table(SPACES.describe())
+    else:
+        from importlib import resources
+
+        from rankbench.config import list_presets
+
+        docs = {}
+        for name in list_presets():
+            text = (resources.files("rankbench.presets") / f"{name}.toml").read_text()
+            docs[name] = _first_sentence(text)
+        _print_table(docs)
+    return EXIT_OK
+
+
+def _print_table(rows: dict[str, str]) -> None:
+    width = max((len(k) for k in rows), default=0)
+    for name, doc in rows.items():
+        print(f"{name:<{width}}  {doc}".rstrip())
+
+
+def _first_sentence(toml_text: str) -> str:
+    """The first sentence of a preset's leading comment block."""
+    lines = []
+    for ln in toml_text.splitlines():
+        if not ln.startswith("#"):
+            break
+        lines.append(ln.lstrip("#").strip())
+    text = " ".join(lines)
+    end = text.find(". ")
+    return text[: end + 1] if end >= 0 else text

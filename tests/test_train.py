@@ -1,0 +1,335 @@
+"""Supernet training: determinism, exact resume, unused paths untouched, divergence, reuse, CLI.
+
+Everything runs at a tiny size (width 4, one cell per stack, 16x16 images, 128 training
+images, batch 32, 2 epochs) on one CPU thread. Loop-level tests use synthetic images;
+``train_supernet`` and the CLI read the bundled CIFAR-10 sample (decode cache in a temp
+RANKBENCH_HOME). Interruptions are simulated by raising KeyboardInterrupt from ``fit``'s
+``on_epoch_end`` / ``on_step`` callbacks, or by sending this process SIGTERM.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+from rankbench.cli import main
+from rankbench.config import apply_overrides, load_preset
+from rankbench.data.cifar10 import CIFAR10Splits
+from rankbench.data.splits import ResizedImageSet, downsample, load_splits
+from rankbench.spaces import Subnet
+from rankbench.supernet import supernet_from_config
+from rankbench.train import (CHECKPOINT, DONE, LOG_COLUMNS, TrainingDivergedError, fit, load_checkpoint,
+                             load_supernet, make_optimizer, param_groups, read_log, train_step, train_supernet)
+
+TINY = {
+    "model.width": 4, "model.cells_per_stack": 1, "data.resolution": 16, "data.train_size": 128,
+    "data.valid_size": 50, "data.test_size": 50, "data.batch_size": 32, "train.epochs": 2,
+    "train.num_threads": 1, "train.device": "cpu",
+}
+TINY_SET = [f"{k}={v}" for k, v in TINY.items()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _env(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster, and immune to a busy machine
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RANKBENCH_HOME", str(tmp_path_factory.mktemp("rankbench_home")))
+        mp.delenv("RANKBENCH_RUNS", raising=False)
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    g = torch.Generator().manual_seed(0)
+
+    def images(n):
+        return ResizedImageSet(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
+                               torch.randint(0, 10, (n,), generator=g))
+
+    return CIFAR10Splits(train=images(128), valid=images(32), test=images(32), source="synthetic",
+                         kind="synthetic", split="random", nb101_split=False)
+
+
+def tiny_cfg(**over):
+    return apply_overrides(load_preset("quick"), {**TINY, **over})
+
+
+def make_net(cfg):
+    torch.manual_seed(cfg.train.seed)
+    return supernet_from_config(cfg.model)
+
+
+def run_fit(cfg, splits, run_dir, **kw):
+    net = make_net(cfg)
+    sampler = lambda rng: net.space.sample_arch(rng, net.num_cells, cfg.train.sampling == "per_cell")  # noqa: E731
+    out = fit(net, sampler, splits, cfg, run_dir, progress=False, **kw)
+    return net, out
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def test_downsample_is_rounded_block_mean():
+    x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    y = downsample(x, 16)
+    assert y.dtype == torch.uint8 and y.shape == (5, 3, 16, 16)
+    ref = x.double().reshape(5, 3, 16, 2, 16, 2).mean(dim=(3, 5))
+    assert (y.double() - ref).abs().max() <= 0.5
+    assert downsample(x, 32) is x
+    with pytest.raises(ValueError, match="divide"):
+        downsample(x, 12)
+
+
+def test_load_splits_resolution():
+    cfg = tiny_cfg()
+    s = load_splits(cfg.data, progress=False)
+    assert s.train.images.shape == (128, 3, 16, 16) and len(s.valid) == 50
+    full = load_splits(apply_overrides(cfg, {"data.resolution": 32}).data, progress=False)
+    assert torch.equal(s.train.labels, full.train.labels)
+    assert torch.equal(s.train.images, downsample(full.train.images, 16))
+    with pytest.raises(ValueError, match="resolution"):
+        load_splits(apply_overrides(cfg, {"data.resolution": 24}).data, progress=False)
+
+
+# -- optimizer and step -------------------------------------------------------------------------
+
+
+def test_weight_decay_only_on_conv_and_linear_weights():
+    cfg = tiny_cfg()
+    net = make_net(cfg)
+    decay, no_decay = param_groups(net, 3e-4)
+    assert decay["weight_decay"] == 3e-4 and no_decay["weight_decay"] == 0.0
+    decay_ids = {id(p) for p in decay["params"]}
+    for mod in net.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            assert id(mod.weight) not in decay_ids and id(mod.bias) not in decay_ids
+        elif isinstance(mod, (nn.Conv2d, nn.Linear)):
+            assert id(mod.weight) in decay_ids
+            if mod.bias is not None:
+                assert id(mod.bias) not in decay_ids
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(net.parameters()))
+    opt = make_optimizer(net, cfg.train)
+    assert [g["weight_decay"] for g in opt.param_groups] == [cfg.train.weight_decay, 0.0]
+    assert all(g["nesterov"] is False and g["momentum"] == cfg.train.momentum for g in opt.param_groups)
+
+
+def test_unused_path_weights_and_momentum_untouched():
+    cfg = tiny_cfg()
+    net = make_net(cfg)
+    opt = make_optimizer(net, cfg.train)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    a = Subnet.from_code("3---")  # node 1 conv3x3: gets momentum buffers
+    b = Subnet.from_code("-1m-")  # does not use node 1
+    train_step(net, opt, x, y, a, grad_clip=5.0)
+    used_a = {n for n, _ in net.used_parameters(a)}
+    used_b = {n for n, _ in net.used_parameters(b)}
+    only_a = used_a - used_b
+    assert only_a
+    params = dict(net.named_parameters())
+    before_w = {n: params[n].detach().clone() for n in only_a}
+    before_m = {n: opt.state[params[n]]["momentum_buffer"].clone() for n in only_a}
+    before_b = {n: params[n].detach().clone() for n in used_b}
+    train_step(net, opt, x, y, b, grad_clip=5.0)
+    for n in only_a:
+        assert params[n].grad is None, n
+        assert torch.equal(params[n], before_w[n]), n
+        assert torch.equal(opt.state[params[n]]["momentum_buffer"], before_m[n]), n
+    # never-used paths get no optimizer state at all; used ones moved
+    never = set(params) - used_a - used_b
+    assert never and all(params[n] not in opt.state for n in never)
+    assert any(not torch.equal(params[n], before_b[n]) for n in used_b)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def test_same_seed_same_weights(splits, tmp_path):
+    cfg = tiny_cfg()
+    a, out = run_fit(cfg, splits, tmp_path / "a")
+    b, _ = run_fit(cfg, splits, tmp_path / "b")
+    assert same_weights(a, b)
+    c, _ = run_fit(tiny_cfg(**{"train.seed": 7}), splits, tmp_path / "c")
+    assert not same_weights(a, c)
+    rows = read_log(tmp_path / "a" / "train_log.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert tuple(rows[0]) == LOG_COLUMNS
+    assert rows[0]["lr"] == pytest.approx(cfg.train.lr) and rows[1]["lr"] == pytest.approx(cfg.train.lr / 2)
+    assert out["epochs"] == 2 and math.isfinite(out["train_loss"])
+    saved = torch.load(tmp_path / "a" / "supernet.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in a.state_dict().items())
+
+
+def test_standalone_network(splits, tmp_path):
+    """The same loop trains a plain network: a wrapper that ignores arch, a sampler giving None."""
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+        def forward(self, x, arch):
+            assert arch is None
+            return self.net(x)
+
+    torch.manual_seed(0)
+    model = Plain()
+    out = fit(model, lambda rng: None, splits, tiny_cfg(), tmp_path, progress=False, weights_name="net.pt")
+    assert (tmp_path / "net.pt").exists() and out["weights"] == "net.pt"
+
+
+def _interrupt_after_epoch(k):
+    def cb(epochs_done, row):
+        if epochs_done == k:
+            raise KeyboardInterrupt
+
+    return cb
+
+
+def test_resume_after_epoch_is_exact(splits, tmp_path):
+    cfg = tiny_cfg()
+    ref, _ = run_fit(cfg, splits, tmp_path / "ref")
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(cfg, splits, tmp_path / "cut", on_epoch_end=_interrupt_after_epoch(1))
+    state = load_checkpoint(tmp_path / "cut" / CHECKPOINT)
+    assert state["position"]["epoch"] == 1 and state["position"]["step"] == 0
+    assert not (tmp_path / "cut" / DONE).exists()
+    with pytest.raises(ValueError, match="resume"):
+        run_fit(cfg, splits, tmp_path / "cut")  # an interrupted run needs resume=True
+    resumed, _ = run_fit(cfg, splits, tmp_path / "cut", resume=True)
+    assert same_weights(ref, resumed)
+    a, b = read_log(tmp_path / "ref" / "train_log.csv"), read_log(tmp_path / "cut" / "train_log.csv")
+    assert [(r["lr"], r["train_loss"], r["train_acc"]) for r in a] == [(r["lr"], r["train_loss"], r["train_acc"])
+                                                                        for r in b]
+
+
+def test_resume_mid_epoch_is_exact(splits, tmp_path):
+    cfg = tiny_cfg()
+    ref, _ = run_fit(cfg, splits, tmp_path / "ref")
+
+    def stop(epoch, step):
+        if (epoch, step) == (1, 2):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(cfg, splits, tmp_path / "cut", on_step=stop)
+    pos = load_checkpoint(tmp_path / "cut" / CHECKPOINT)["position"]
+    assert (pos["epoch"], pos["step"]) == (1, 2)
+    resumed, _ = run_fit(cfg, splits, tmp_path / "cut", resume=True)
+    assert same_weights(ref, resumed)
+    a, b = read_log(tmp_path / "ref" / "train_log.csv"), read_log(tmp_path / "cut" / "train_log.csv")
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+
+
+def test_sigterm_saves_checkpoint(splits, tmp_path):
+    cfg = tiny_cfg()
+
+    def term(epoch, step):
+        if (epoch, step) == (0, 3):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    old = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(cfg, splits, tmp_path, on_step=term)
+    assert signal.getsignal(signal.SIGTERM) is old  # handler restored
+    pos = load_checkpoint(tmp_path / CHECKPOINT)["position"]
+    assert (pos["epoch"], pos["step"]) == (0, 3)
+
+
+class _Poisoned(nn.Module):
+    """Returns NaN logits once ``poison`` is set."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.poison = net, False
+
+    def forward(self, x, arch):
+        out = self.net(x, arch)
+        return out * float("nan") if self.poison else out
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(splits, tmp_path):
+    cfg = tiny_cfg(**{"train.epochs": 3})
+    net = make_net(cfg)
+    model = _Poisoned(net)
+
+    def after(epochs_done, row):
+        if epochs_done == 1:
+            model.poison = True
+
+    sampler = lambda rng: net.space.sample_arch(rng, net.num_cells)  # noqa: E731
+    with pytest.raises(TrainingDivergedError, match="(?s)epoch 2/3, step 1/.*last good checkpoint.*learning rate") as e:
+        fit(model, sampler, splits, cfg, tmp_path, progress=False, on_epoch_end=after)
+    assert (e.value.epoch, e.value.step) == (2, 1)
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["position"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (tmp_path / DONE).exists() and not (tmp_path / "supernet.pt").exists()
+
+
+def test_huge_lr_diverges_with_a_clear_error(splits, tmp_path):
+    cfg = tiny_cfg(**{"train.lr": 1e6, "train.epochs": 4})
+    with pytest.raises(TrainingDivergedError, match="Lower the learning rate"):
+        run_fit(cfg, splits, tmp_path)
+    if (tmp_path / CHECKPOINT).exists():
+        state = load_checkpoint(tmp_path / CHECKPOINT)
+        assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+# -- runs and the CLI ---------------------------------------------------------------------------
+
+
+def test_train_supernet_reuses_finished_run(tmp_path):
+    cfg = tiny_cfg(**{"train.epochs": 1})
+    d = train_supernet(cfg, runs_root=tmp_path, progress=False)
+    assert d.parent == tmp_path and (d / "supernet.pt").exists()
+    versions = json.loads((d / "versions.json").read_text())
+    assert versions["device"].startswith("cpu")
+    mtime = (d / "supernet.pt").stat().st_mtime_ns
+    assert train_supernet(cfg, runs_root=tmp_path, progress=False) == d
+    assert (d / "supernet.pt").stat().st_mtime_ns == mtime
+    # fit on a finished directory: a no-op with resume=True, refused without
+    net = make_net(cfg)
+    out = fit(net, lambda rng: None, None, cfg, d, resume=True, progress=False)
+    assert out["reused"] is True
+    with pytest.raises(ValueError, match="finished"):
+        fit(net, lambda rng: None, None, cfg, d, progress=False)
+    loaded, lcfg = load_supernet(d)
+    assert lcfg.training_fingerprint() == cfg.training_fingerprint()
+    assert same_weights(loaded, net) and not loaded.training
+
+
+def test_cli_train_and_reuse(tmp_path, capsys):
+    argv = ["train", "--variant", "bn", "--preset", "quick", "--epochs", "1", "--out", str(tmp_path / "run"),
+            "--no-progress"] + [x for s in TINY_SET if not s.startswith("train.epochs") for x in ("--set", s)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"run directory: {tmp_path / 'run'}" in out and "final train loss" in out
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["model"]["variant"] == "bn" and cfg["train"]["epochs"] == 1 and cfg["model"]["width"] == 4
+    assert main(argv) == 0
+    assert "reused" in capsys.readouterr().out
+    assert main(["train", "--out", str(tmp_path / "bad"), "--set", "train.lr=oops", "--no-progress"]) == 2
+    assert "train.lr must be a number" in capsys.readouterr().err
+
+
+def test_cli_list(capsys):
+    assert main(["list", "variants"]) == 0
+    out = capsys.readouterr().out
+    assert all(v in out for v in ("bn", "lsbn", "esbn", "scale", "spos"))
+    assert main(["list", "spaces"]) == 0 and "s4" in capsys.readouterr().out
+    assert main(["list", "presets"]) == 0
+    out = capsys.readouterr().out
+    assert "quick" in out and "paper" in out
