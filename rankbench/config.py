@@ -59,7 +59,7 @@ class TrainConfig:
     seed: int = 2020
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
-    channels_last: bool = True  # on CUDA; ignored on CPU
+    channels_last: bool = True  # NHWC memory format (faster on CUDA and, for narrow nets, on CPU)
     compile: bool = False  # torch.compile the supernet (CUDA)
     checkpoint_every: int = 1  # epochs between checkpoints
     num_threads: int = 0  # torch CPU threads; 0 = torch's default

@@ -15,7 +15,9 @@ code, DARTS style), gradient-norm clipping, cross-entropy. Batches come from
 :class:`rankbench.data.BatchLoader` (crop / flip / cutout from ``cfg.data``).
 
 Gradients are reset with ``zero_grad(set_to_none=True)``: a parameter the sampled subnet does
-not use keeps ``grad = None``, and SGD skips it entirely (no momentum, no weight decay).
+not use keeps ``grad = None``, and SGD skips it entirely (no momentum, no weight decay). For a
+supernet (a model with ``used_parameters(arch)``) the step zeroes, clips and steps only the
+subnet's parameters: the same update without iterating thousands of unused tensors.
 
 Determinism: the weights are initialised by the caller (``train_supernet`` seeds torch
 first); the loop seeds torch / python / numpy, draws architectures from
@@ -49,6 +51,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -58,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rankbench import rundir
+from rankbench import distributed, rundir
 from rankbench._io import atomic_path, write_json
 from rankbench.config import RunConfig, TrainConfig
 
@@ -163,19 +166,62 @@ def make_train_loader(images_set, cfg: RunConfig, device: torch.device):
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, arch: Any,
                *, grad_clip: float = 0.0, autocast: contextlib.AbstractContextManager | None = None,
-               params: list[nn.Parameter] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               params: list[nn.Parameter] | None = None, loss_scale: float = 1.0,
+               used: list[nn.Parameter] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward ``arch`` on a batch, backward, clip, SGD step. Returns (loss, number correct)
-    as detached 0-d tensors (no host sync). Unused parameters keep ``grad = None``."""
-    optimizer.zero_grad(set_to_none=True)
+    as detached 0-d tensors (no host sync). Unused parameters keep ``grad = None``.
+
+    ``loss_scale`` multiplies the loss before backward only (a data-parallel rank's weight).
+    ``used``: the parameters ``arch`` uses (a supernet's ``used_parameters``). Then only they
+    are zeroed, clipped and stepped, and their gradients are released after the step: the
+    same update, but its cost no longer grows with the supernet's unused parameter tensors
+    (spos with 9 cells has ~5,600; iterating them costs ~15 ms per step)."""
+    if used is None:
+        optimizer.zero_grad(set_to_none=True)
+    else:
+        for p in used:
+            p.grad = None
     with autocast if autocast is not None else contextlib.nullcontext():
         logits = model(x, arch)
     loss = F.cross_entropy(logits.float(), y)
-    loss.backward()
+    (loss * loss_scale if loss_scale != 1.0 else loss).backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(params if params is not None else model.parameters(), grad_clip)
-    optimizer.step()
+        clip = used if used is not None else params if params is not None else model.parameters()
+        torch.nn.utils.clip_grad_norm_(clip, grad_clip)
+    if used is None:
+        optimizer.step()
+    else:
+        _step_only(optimizer, used)
+        for p in used:
+            p.grad = None
     correct = (logits.detach().argmax(1) == y).sum()
     return loss.detach(), correct
+
+
+_GROUP_OF: "weakref.WeakKeyDictionary[torch.optim.Optimizer, dict[int, int]]" = weakref.WeakKeyDictionary()
+
+
+def _step_only(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
+    """``optimizer.step()`` over ``params`` only: each group's list is narrowed for the call
+    and put back (the optimizer's state is per parameter, so nothing else changes)."""
+    group_of = _GROUP_OF.get(optimizer)
+    n = sum(len(g["params"]) for g in optimizer.param_groups)
+    if group_of is None or len(group_of) != n:
+        group_of = {id(p): i for i, g in enumerate(optimizer.param_groups) for p in g["params"]}
+        _GROUP_OF[optimizer] = group_of
+    narrowed: list[list[nn.Parameter]] = [[] for _ in optimizer.param_groups]
+    for p in params:
+        i = group_of.get(id(p))
+        if i is not None:
+            narrowed[i].append(p)
+    full = [g["params"] for g in optimizer.param_groups]
+    try:
+        for g, ps in zip(optimizer.param_groups, narrowed):
+            g["params"] = ps
+        optimizer.step()
+    finally:
+        for g, ps in zip(optimizer.param_groups, full):
+            g["params"] = ps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,6 +423,11 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     is consistent: raising KeyboardInterrupt from them behaves exactly like Ctrl-C (a
     checkpoint is written, then the interrupt propagates). Tests use them to simulate
     interruptions.
+
+    Under ``torch.distributed`` (``torchrun``; see :mod:`rankbench.distributed`) every rank
+    calls ``fit`` alike: the model is wrapped in DDP, each rank trains on its slice of every
+    global batch (``data.batch_size`` is the global batch), the log holds global-batch
+    figures, and only rank 0 writes files.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -389,6 +440,9 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     weights_path, log_path = run_dir / weights_name, run_dir / log_name
     fingerprint = cfg.training_fingerprint()
     base = _unwrap(model)
+    ddp = distributed.is_distributed()
+    main = distributed.is_main()
+    progress = progress and main
     say = _sayer(progress)
 
     if done_path.exists() and weights_path.exists():
@@ -416,12 +470,14 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     sampler_rng = random.Random(tcfg.seed)
 
     model.to(device)
-    channels_last = cuda and tcfg.channels_last
+    channels_last = tcfg.channels_last  # also on CPU: ~1.6x faster steps for these small-channel nets
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, tcfg)
     scheduler = make_scheduler(optimizer, tcfg.epochs)
     loader = make_train_loader(splits.train, cfg, device)
+    if ddp:  # this rank's slice of every global batch, with its loss weight
+        loader = distributed.ShardedBatchLoader(loader)
     steps_per_epoch = len(loader)
 
     pos = _Position()
@@ -434,33 +490,56 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
         del state
         pos = _Position(**p)
         say(f"resuming {run_dir} {_where(pos, tcfg.epochs, steps_per_epoch)}")
-        _write_log(log_path, pos.log)  # drop rows written after the checkpoint
+        if main:
+            _write_log(log_path, pos.log)  # drop rows written after the checkpoint
 
     net = model  # forward through the caller's module (a DDP wrapper must see the forward)
+    if ddp:
+        net = distributed.wrap_ddp(model)
     if cuda and tcfg.compile:
         # one graph per distinct subnet: expect recompiles during the first epoch(s)
-        net = torch.compile(model)
+        net = torch.compile(net)
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if cuda and tcfg.amp else None)
     params = [p for p in model.parameters() if p.requires_grad]
+    used_of = getattr(base, "used_parameters", None)  # a supernet: step only the subnet's weights
     check_every = 20 if cuda else 1  # steps between host syncs (NaN check, progress bar)
     model.train()
 
     def save(position: _Position) -> None:
-        if not _weights_finite(base):
+        if not _weights_finite(base):  # same weights on every rank: all raise alike
             raise TrainingDivergedError(
                 f"training diverged before epoch {position.epoch + 1}: the weights are no longer finite. "
                 f"{_keep_msg(ckpt_path, run_dir)} {_lower_lr_msg(tcfg.lr)}", epoch=position.epoch + 1, step=None)
-        save_checkpoint(ckpt_path, checkpoint_state(base, optimizer, scheduler, position=position.to_dict(),
-                                                    sampler_rng=sampler_rng, fingerprint=fingerprint))
+        if main:
+            save_checkpoint(ckpt_path, checkpoint_state(base, optimizer, scheduler, position=position.to_dict(),
+                                                        sampler_rng=sampler_rng, fingerprint=fingerprint))
+        distributed.barrier()
 
     pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+    stop_agreed = False  # distributed: some rank got a signal (agreed at the last flush)
 
     def flush() -> None:
-        """Sync the pending steps' losses: check them, add them to the epoch's totals."""
+        """Sync the pending steps' losses: check them, add them to the epoch's totals.
+        Distributed: sums them over the ranks (global batch) together with a stop flag."""
+        nonlocal stop_agreed
         if not pending:
             return
-        losses = torch.stack([p[0] for p in pending]).float().tolist()
-        correct = torch.stack([p[1] for p in pending]).tolist()
+        if ddp:
+            stats = torch.stack([torch.stack([p[0].double() * p[2], p[1].double(),
+                                              torch.full((), float(p[2]), dtype=torch.float64, device=p[0].device)])
+                                 for p in pending])
+            flag = float(interrupts.pending is not None)
+            stats = torch.cat([stats.flatten(), torch.full((1,), flag, dtype=torch.float64, device=stats.device)])
+            stats = distributed.all_reduce_sum(stats).cpu()
+            stop_agreed = bool(stats[-1] > 0)
+            stats = stats[:-1].view(-1, 3)
+            sizes = stats[:, 2].round().long().tolist()
+            losses = (stats[:, 0] / stats[:, 2]).tolist()
+            correct = stats[:, 1].round().long().tolist()
+            pending[:] = [(None, None, n) for n in sizes]
+        else:
+            losses = torch.stack([p[0] for p in pending]).float().tolist()
+            correct = torch.stack([p[1] for p in pending]).tolist()
         first = pos.step - len(pending)
         for i, (v, c, (_, _, n)) in enumerate(zip(losses, correct, pending)):
             if not math.isfinite(v):
@@ -475,22 +554,34 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
             pos.seen += n
         pending.clear()
 
+    def check_interrupts() -> None:
+        # distributed: act on a signal only once every rank knows of it (flush), so that all
+        # ranks stop after the same step
+        if not ddp:
+            interrupts.check()
+        elif stop_agreed:
+            raise KeyboardInterrupt("signal")
+
     at_safe_point = False
     t_seg = time.perf_counter()
     bar = None
+    interrupts = _Interrupts()
     try:
-        with _Interrupts() as interrupts:
+        with interrupts:
             while pos.epoch < tcfg.epochs:
                 loader.set_epoch(pos.epoch)
                 lr = optimizer.param_groups[0]["lr"]
                 bar = _bar(progress, steps_per_epoch, pos, tcfg.epochs)
                 t_seg = time.perf_counter()
-                for x, y in loader.batches(pos.step):
+                for batch in loader.batches(pos.step):
+                    x, y = batch[0], batch[1]
+                    loss_scale = batch[2] if ddp else 1.0
                     if channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     arch = arch_sampler(sampler_rng)
+                    used = [p for _, p in used_of(arch) if p.requires_grad] if used_of is not None else None
                     loss, correct = train_step(net, optimizer, x, y, arch, grad_clip=tcfg.grad_clip,
-                                               autocast=autocast, params=params)
+                                               autocast=autocast, params=params, loss_scale=loss_scale, used=used)
                     pending.append((loss, correct, int(y.shape[0])))
                     pos.step += 1
                     if len(pending) >= check_every or pos.step == steps_per_epoch:
@@ -505,7 +596,7 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
                     at_safe_point = True
                     if on_step is not None:
                         on_step(pos.epoch, pos.step)
-                    interrupts.check()
+                    check_interrupts()
                     at_safe_point = False
                 flush()
                 wall = pos.elapsed + time.perf_counter() - t_seg
@@ -518,7 +609,8 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
                 scheduler.step()
                 pos = _Position(epoch=pos.epoch + 1, log=pos.log + [row])
                 t_seg = time.perf_counter()
-                _write_log(log_path, pos.log)
+                if main:
+                    _write_log(log_path, pos.log)
                 if pos.epoch % tcfg.checkpoint_every == 0 or pos.epoch == tcfg.epochs:
                     save(pos)
                 if progress and not _isatty():
@@ -526,7 +618,7 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
                 at_safe_point = True
                 if on_epoch_end is not None:
                     on_epoch_end(pos.epoch, row)
-                interrupts.check()
+                check_interrupts()
                 at_safe_point = False
     except KeyboardInterrupt:
         if bar is not None:
@@ -544,9 +636,10 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
             bar.close()
 
     # finished: final weights and the summary
-    state = {k: v.detach().cpu() for k, v in base.state_dict().items()}
-    with atomic_path(weights_path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    if main:
+        state = {k: v.detach().cpu() for k, v in base.state_dict().items()}
+        with atomic_path(weights_path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
     wall = sum(r["wall_s"] for r in pos.log)
     images = sum(r["images_per_s"] * r["wall_s"] for r in pos.log)
     last = pos.log[-1]
@@ -567,7 +660,12 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "data": data_info,
     }
-    write_json(done_path, done)
+    if ddp:
+        done["distributed"] = {"world_size": distributed.world_size(), "backend": distributed.backend(),
+                               "global_batch": cfg.data.batch_size}
+    if main:
+        write_json(done_path, done)
+    distributed.barrier()  # the others return once the weights exist
     return done
 
 
@@ -657,8 +755,12 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
         torch.set_num_threads(cfg.train.num_threads)
     torch.manual_seed(cfg.train.seed)  # the initial weights
     net = supernet_from_config(cfg.model)
-    splits = load_splits(cfg.data, progress=progress)
-    rundir.init_run_dir(run_dir, cfg, device=describe_device(device))
+    main = distributed.is_main()
+    with distributed.main_first():  # rank 0 decodes (and caches) the data, writes the run dir
+        splits = load_splits(cfg.data, progress=progress and main)
+        if main:
+            where = describe_device(device) + (f", {distributed.describe()}" if distributed.is_distributed() else "")
+            rundir.init_run_dir(run_dir, cfg, device=where)
     space, num_cells = net.space, net.num_cells
     fit(net, lambda rng: space.sample_arch(rng, num_cells, per_cell), splits, cfg, run_dir,
         resume=resume, progress=progress)

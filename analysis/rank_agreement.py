@@ -1,0 +1,44 @@
+"""Rank agreement of the supernet with the ground truth (Kendall tau), and training curves.
+
+Regenerates the paper's ranking-correlation figure (MixPath, Chu et al., ICCV 2023: one-shot
+accuracy of S4 subnets against their NAS-Bench-101 accuracy; the paper reports Kendall
+tau 0.597 for LSBN with BN calibration). One point per subnet, coloured by number of active
+paths, without and with BN post-calibration; plus the supernet's training curves.
+
+Trains and scores what is missing (``rankbench run --calibrate`` for each variant).
+
+Outputs (analysis/out/<preset>/): rank_agreement_<variant>.{png,pdf,csv},
+training_curves_<variant>.{png,pdf,csv}.
+
+    python analysis/rank_agreement.py --preset quick --variants lsbn
+"""
+from __future__ import annotations
+
+import _recipes as R
+
+
+def main() -> None:
+    args = R.parser(__doc__, variants=("lsbn",)).parse_args()
+    from rankbench.figures._runs import load_config, load_scores, load_train_log, run_label, truth_label
+    from rankbench.figures.ranking import (compute_rank_agreement, compute_training_curves, plot_rank_agreement,
+                                           plot_training_curves)
+    from rankbench.figures.style import save_figure
+
+    out = R.out_dir(args)
+    written = []
+    for variant in args.variants:
+        run_dir = R.scored_run(args, variant)
+        cfg = load_config(run_dir)
+        df = compute_rank_agreement(load_scores(run_dir))
+        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}", truth_label=truth_label(cfg))
+        written += save_figure(fig, out / f"rank_agreement_{variant}", df)
+        log = compute_training_curves(load_train_log(run_dir))
+        written += save_figure(plot_training_curves(log, f"Supernet training: {run_label(cfg)}"),
+                               out / f"training_curves_{variant}", log)
+        taus = df.groupby("calibration")["kendall_tau"].first().round(3).to_dict()
+        print(f"{variant}: Kendall tau {taus} ({run_dir})")
+    R.report(written)
+
+
+if __name__ == "__main__":
+    R.main(main)
