@@ -1,0 +1,51 @@
+"""Merge measured-truth CSVs written by parallel `rankbench truth --shard K/N --out ...` runs.
+
+    python data/scripts/merge_truth.py OUT.csv PART.csv [PART.csv ...]
+
+Rows are concatenated and de-duplicated by (hash, seed); a (hash, seed) measured twice must
+agree (the training is deterministic for a seed on one device), else this stops. Each part's
+JSON sidecar must carry the same config fingerprint as OUT's; OUT's sidecar gets the parts'
+sessions appended. Values are never edited.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from rankbench._io import atomic_path, write_json
+
+
+def main(argv: list[str]) -> int:
+    out, parts = Path(argv[0]), [Path(p) for p in argv[1:]]
+    side = json.loads(out.with_suffix(".json").read_text())
+    frames = [pd.read_csv(out, dtype={"hash": str, "adjacency": str})]
+    for p in parts:
+        ps = json.loads(p.with_suffix(".json").read_text())
+        if ps["config_fingerprint"] != side["config_fingerprint"]:
+            raise SystemExit(f"{p}: config fingerprint {ps['config_fingerprint']} != {side['config_fingerprint']}")
+        side["sessions"] = side.get("sessions", []) + [dict(s, part=str(p.name)) for s in ps.get("sessions", [])]
+        frames.append(pd.read_csv(p, dtype={"hash": str, "adjacency": str}))
+    rows = pd.concat(frames, ignore_index=True)
+    for (h, seed), g in rows.groupby(["hash", "seed"]):
+        if g["validation_accuracy"].nunique() > 1:
+            print(f"note: {h} seed {seed} measured {len(g)} times with different results: "
+                  f"{g['validation_accuracy'].tolist()} (keeping the first)")
+    merged = rows.drop_duplicates(subset=["hash", "seed"], keep="first")
+    merged = merged.sort_values(["seed", "num_paths"], kind="stable")
+    with atomic_path(out, ".csv") as tmp:
+        merged.to_csv(tmp, index=False)
+    side["seeds"] = sorted(int(s) for s in merged["seed"].unique())
+    side["rows"] = int(len(merged))
+    side["total_wall_s"] = round(float(merged["wall_s"].sum()), 1)
+    side["merged_from"] = [p.name for p in parts]
+    side["finished"] = bool(len(merged) == side["space"]["hash_classes"] * len(side["seeds"]))
+    write_json(out.with_suffix(".json"), side)
+    print(f"{out}: {len(merged)} rows ({len(rows) - len(merged)} duplicates dropped), finished={side['finished']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
