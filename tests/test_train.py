@@ -152,6 +152,26 @@ def test_unused_path_weights_and_momentum_untouched():
     assert any(not torch.equal(params[n], before_b[n]) for n in used_b)
 
 
+def test_step_over_used_parameters_is_the_same_update():
+    """train_step(used=...) zeroes, clips and steps only the subnet's weights: same result."""
+    cfg = tiny_cfg(**{"model.variant": "spos"})
+    nets = [make_net(cfg), make_net(cfg)]
+    opts = [make_optimizer(n, cfg.train) for n in nets]
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    for code in ("3---", "-1m-", "3---", "33-1"):
+        s = Subnet.from_code(code)
+        train_step(nets[0], opts[0], x, y, s, grad_clip=0.5)
+        used = [p for _, p in nets[1].used_parameters(s)]
+        train_step(nets[1], opts[1], x, y, s, grad_clip=0.5, used=used)
+        assert all(p.grad is None for p in nets[1].parameters())
+    assert same_weights(*nets)
+    for p0, p1 in zip(nets[0].parameters(), nets[1].parameters()):
+        assert (p0 in opts[0].state) == (p1 in opts[1].state)
+        if p0 in opts[0].state:
+            assert torch.equal(opts[0].state[p0]["momentum_buffer"], opts[1].state[p1]["momentum_buffer"])
+    assert [len(g["params"]) for g in opts[1].param_groups] == [len(g["params"]) for g in opts[0].param_groups]
+
+
 # -- the loop ----------------------------------------------------------------------------------
 
 

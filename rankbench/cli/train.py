@@ -16,7 +16,9 @@ def add_parser(subparsers) -> None:
         "train", help="train a supernet (resumable; a finished run is reused)",
         description="Train a one-shot supernet into a run directory (runs/<variant>-<preset>-m<M>-seed<S>-"
                     "<fingerprint>/ unless --out is given). A run with the same training config that "
-                    "already finished is reused; an interrupted one continues with --resume.")
+                    "already finished is reused; an interrupted one continues with --resume. Under "
+                    "torchrun (torchrun --nproc_per_node N -m rankbench train ...) it trains with "
+                    "DistributedDataParallel; data.batch_size is then the global batch.")
     p.add_argument("--variant", help="supernet variant (rankbench list variants); default: the preset's")
     p.add_argument("--preset", default=DEFAULT_PRESET,
                    help=f"preset name or .toml path (rankbench list presets); default {DEFAULT_PRESET}")
@@ -62,14 +64,17 @@ def build_config(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from rankbench import rundir
+    from rankbench import distributed, rundir
     from rankbench.train import CHECKPOINT, DONE, LOG, TrainingDivergedError, train_supernet
 
     cfg = build_config(args)
+    distributed.init_from_env(cfg.train.device)  # under torchrun: join the process group
+    if not distributed.is_main():
+        return _run_train_quiet(cfg, args)
     run_dir = args.out if args.out is not None else rundir.run_dir_for(cfg, args.runs_root)
     progress = not args.no_progress
     reused = rundir.is_finished(run_dir)
-    print(f"run directory: {run_dir}")
+    print(f"run directory: {run_dir}" + (f" ({distributed.describe()})" if distributed.is_distributed() else ""))
     try:
         train_supernet(cfg, run_dir, resume=args.resume, progress=progress)
     except TrainingDivergedError as e:
@@ -88,6 +93,21 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"final train loss {done['train_loss']:.4f}, train accuracy {done['train_acc']:.4f}, "
           f"{done['images_per_s']:.0f} images/s, {done['epoch_s']:.1f} s/epoch")
     print(f"weights: {run_dir / 'supernet.pt'}; log: {run_dir / LOG}")
+    return EXIT_OK
+
+
+def _run_train_quiet(cfg, args: argparse.Namespace) -> int:
+    """A rank other than 0: train alongside rank 0, print nothing."""
+    from rankbench import rundir
+    from rankbench.train import TrainingDivergedError, train_supernet
+
+    run_dir = args.out if args.out is not None else rundir.run_dir_for(cfg, args.runs_root)
+    try:
+        train_supernet(cfg, run_dir, resume=args.resume, progress=False)
+    except TrainingDivergedError:
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -1,0 +1,497 @@
+"""Ground truth: how good each candidate really is, from NAS-Bench-101 or measured here.
+
+Two sources, one shape (:class:`Truth`: per NB101 hash the repeats, their mean and spread):
+
+- ``nb101``: a store (``rankbench.nb101.open``); default truth = the mean over the 3
+  repeats of the 108-epoch validation accuracy (:func:`truth_from_store`);
+- ``measured``: the stand-alone NB101 network of each hash class trained from scratch here,
+  ``cfg.truth.seeds`` times (:func:`measure_truth`, ``rankbench truth``), for presets whose
+  network is not NB101's (the quick preset). Repeats = seeds.
+
+:func:`load_truth` resolves ``cfg.truth.source``. A truth that covers too few candidates is a
+:class:`TruthCoverageError` that says how to get a complete one
+(:meth:`Truth.check_coverage`), never a silently tiny ranking.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from rankbench._io import atomic_path, versions, write_json
+
+__all__ = [
+    "Truth", "TruthCoverage", "TruthCoverageError", "truth_from_store", "load_truth_csv", "load_truth",
+    "measure_truth", "measured_truth_path", "MEASURED_COLUMNS", "MIN_COVERAGE", "MIN_CANDIDATES",
+]
+
+#: default coverage a ranking needs: this fraction of the candidates, and at least MIN_CANDIDATES
+MIN_COVERAGE = 0.5
+MIN_CANDIDATES = 3
+#: columns of a measured-truth CSV (one row per hash class and seed)
+MEASURED_COLUMNS = ["hash", "adjacency", "ops", "num_paths", "seed", "epochs", "validation_accuracy",
+                    "test_accuracy", "train_loss", "params", "wall_s"]
+
+_MEASURED_HINT = ("measure a truth for this preset with `rankbench truth --preset {preset}` and use it "
+                  "with `--set truth.source=measured` (or give its CSV path as truth.source)")
+
+
+class TruthCoverageError(ValueError):
+    """The truth lacks too many of the candidates to rank them."""
+
+
+@dataclass(frozen=True)
+class TruthCoverage:
+    """How many candidates (rows, repeats included) and distinct hash classes have a truth."""
+
+    candidates: int
+    covered: int
+    classes: int
+    classes_covered: int
+    missing: list[str] = field(default_factory=list)  # hashes without a truth
+
+    @property
+    def fraction(self) -> float:
+        return self.covered / self.candidates if self.candidates else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "covered": self.covered, "fraction": round(self.fraction, 6),
+                "classes": self.classes, "classes_covered": self.classes_covered,
+                "missing_hashes": list(self.missing)}
+
+    def __str__(self) -> str:
+        return (f"{self.covered}/{self.candidates} candidates ({100 * self.fraction:.1f}%), "
+                f"{self.classes_covered}/{self.classes} hash classes")
+
+
+@dataclass(frozen=True, eq=False)
+class Truth:
+    """Per-hash ground truth. ``table`` is indexed by NB101 hash with columns ``truth`` (mean
+    over repeats), ``truth_std`` (population std over repeats; 0 for one repeat),
+    ``n_repeats`` and ``repeat_0``, ``repeat_1``, ... (NaN-padded).
+
+    ``reduce`` ("mean" or "random") and ``seed`` say how :meth:`values` turns repeats into one
+    number per candidate."""
+
+    table: pd.DataFrame
+    source: str  # "nb101" | "measured" | "csv"
+    location: str  # store or CSV path
+    metric: str
+    reduce: str = "mean"
+    seed: int = 0
+    epochs: int | None = None
+    note: str = ""  # e.g. "bundled NB101 sample"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def repeats(self) -> np.ndarray:
+        cols = [c for c in self.table.columns if c.startswith("repeat_")]
+        return self.table[cols].to_numpy(dtype=np.float64)
+
+    def __contains__(self, h: str) -> bool:
+        return h in self.table.index
+
+    def coverage(self, hashes: Iterable[str]) -> TruthCoverage:
+        hs = list(hashes)
+        have = np.array([h in self.table.index for h in hs], dtype=bool)
+        distinct = list(dict.fromkeys(hs))
+        missing = [h for h in distinct if h not in self.table.index]
+        return TruthCoverage(candidates=len(hs), covered=int(have.sum()), classes=len(distinct),
+                             classes_covered=len(distinct) - len(missing), missing=missing)
+
+    def check_coverage(self, hashes: Iterable[str], *, min_fraction: float = MIN_COVERAGE,
+                       min_count: int = MIN_CANDIDATES, preset: str = "quick") -> TruthCoverage:
+        """:meth:`coverage`, raising :class:`TruthCoverageError` (with what to do) when fewer
+        than ``min_count`` candidates or less than ``min_fraction`` of them have a truth."""
+        cov = self.coverage(hashes)
+        if cov.covered < min_count or cov.fraction < min_fraction:
+            from rankbench.nb101.store import DOWNLOAD_HINT
+
+            need = f"at least {min_count} candidates and {100 * min_fraction:g}% of them"
+            if self.source == "nb101":
+                fix = (f"The full benchmark covers every S4 cell: {DOWNLOAD_HINT} "
+                       f"(then truth.store or $RANKBENCH_DATA points at it). Or "
+                       + _MEASURED_HINT.format(preset=preset) + ".")
+            else:
+                fix = (f"Measure the missing classes with `rankbench truth --preset {preset} --out "
+                       f"{self.location}` (it resumes), or use NB101 truth: `rankbench data import "
+                       f"nasbench_only108.tfrecord` and --set truth.source=nb101.")
+            raise TruthCoverageError(
+                f"the truth {self.describe_short()} covers only {cov}; a ranking needs {need}. {fix}")
+        return cov
+
+    def values(self, hashes: Sequence[str], *, reduce: str | None = None,
+               seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(truth, spread) per candidate hash, NaN where missing. ``reduce="mean"``: the mean of
+        the repeats; ``"random"``: one repeat drawn per candidate (as NB101's API does per
+        query), seeded, so repeated candidates may draw different repeats. The spread is the
+        std over the hash's repeats either way."""
+        reduce = reduce or self.reduce
+        seed = self.seed if seed is None else seed
+        rows = self.table.index.get_indexer(list(hashes))
+        ok = rows >= 0
+        mean = np.full(len(rows), np.nan)
+        std = np.full(len(rows), np.nan)
+        mean[ok] = self.table["truth"].to_numpy()[rows[ok]]
+        std[ok] = self.table["truth_std"].to_numpy()[rows[ok]]
+        if reduce == "mean":
+            return mean, std
+        if reduce != "random":
+            raise ValueError(f"truth.reduce must be 'mean' or 'random', got {reduce!r}")
+        reps = self.repeats
+        counts = self.table["n_repeats"].to_numpy()
+        rng = np.random.default_rng(seed)
+        out = np.full(len(rows), np.nan)
+        for i in np.flatnonzero(ok):
+            r = rows[i]
+            present = reps[r][~np.isnan(reps[r])]
+            out[i] = present[rng.integers(0, counts[r])] if len(present) else np.nan
+        return out, std
+
+    def describe_short(self) -> str:
+        what = f"{self.source} ({self.location}" + (f", {self.note}" if self.note else "") + ")"
+        return what
+
+    def describe(self) -> dict[str, Any]:
+        """Which truth this is, for reports (metrics.json)."""
+        d = {"source": self.source, "location": self.location, "metric": self.metric, "reduce": self.reduce,
+             "seed": self.seed, "epochs": self.epochs, "classes": int(len(self.table)),
+             "repeats_per_class": {int(k): int(v) for k, v in
+                                   self.table["n_repeats"].value_counts().sort_index().items()}}
+        if self.note:
+            d["note"] = self.note
+        if self.provenance:
+            d["provenance"] = self.provenance
+        return d
+
+
+def _table(hashes: Sequence[str], reps: np.ndarray) -> pd.DataFrame:
+    reps = np.asarray(reps, dtype=np.float64).reshape(len(hashes), -1)
+    n = (~np.isnan(reps)).sum(axis=1)
+    keep = n > 0
+    reps, n = reps[keep], n[keep]
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(reps, axis=1) if len(reps) else np.zeros(0)
+        std = np.nanstd(reps, axis=1) if len(reps) else np.zeros(0)
+    df = pd.DataFrame({"truth": mean, "truth_std": std, "n_repeats": n.astype(int)},
+                      index=pd.Index(np.asarray(hashes, dtype=object)[keep], name="hash"))
+    for j in range(reps.shape[1]):
+        df[f"repeat_{j}"] = reps[:, j]
+    return df
+
+
+def _hash_of(item: Any) -> str:
+    if isinstance(item, str):
+        return item.strip().lower()
+    h = getattr(item, "hash", None)
+    if isinstance(h, str):
+        return h
+    raise TypeError(f"expected a subnet, a ModelSpec or an NB101 hash, got {type(item).__name__}")
+
+
+# -- NB101 -----------------------------------------------------------------------------------
+def truth_from_store(subnets: Iterable[Any], store, metric: str = "validation_accuracy", reduce: str = "mean",
+                     epochs: int = 108, seed: int = 0) -> Truth:
+    """NB101 truth for the distinct hashes of ``subnets`` (subnets, ModelSpecs or hashes).
+
+    Every repeat the store holds is kept; ``truth`` = their mean, ``truth_std`` their spread.
+    Hashes the store lacks (or that lack ``metric``) are absent: see :meth:`Truth.coverage`."""
+    hashes = list(dict.fromkeys(_hash_of(s) for s in subnets))
+    reps = store.query_many(hashes, epochs=epochs, metric=metric, reduce="all") if hashes else np.zeros((0, 1))
+    return Truth(table=_table(hashes, reps), source="nb101", location=str(store.path), metric=metric,
+                 reduce=reduce, seed=seed, epochs=int(epochs),
+                 note="bundled NB101 sample" if getattr(store, "is_sample", False) else "")
+
+
+# -- measured --------------------------------------------------------------------------------
+def measured_truth_path(preset: str) -> Path:
+    """Where the measured truth of a preset lives: the repo's ``data/truth-<preset>.csv``."""
+    from rankbench._paths import bundled_dir
+
+    return bundled_dir() / f"truth-{preset}.csv"
+
+
+def load_truth_csv(path: str | os.PathLike, metric: str = "validation_accuracy", reduce: str = "mean",
+                   seed: int = 0, *, source: str = "measured") -> Truth:
+    """A measured-truth CSV (``rankbench truth`` output): one row per (hash, seed); the
+    repeats of a hash are its seeds. Its JSON sidecar, if any, becomes the provenance."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no truth CSV at {p}")
+    df = pd.read_csv(p, dtype={"hash": str})
+    if "hash" not in df.columns or metric not in df.columns:
+        raise ValueError(f"{p} is not a truth CSV with a {metric!r} column (columns: {list(df.columns)}); "
+                         f"measured truth has {', '.join(MEASURED_COLUMNS)}")
+    df = df.dropna(subset=[metric])
+    order = list(dict.fromkeys(df["hash"]))
+    groups = {h: g[metric].to_numpy(dtype=np.float64) for h, g in df.groupby("hash", sort=False)}
+    width = max((len(v) for v in groups.values()), default=1)
+    reps = np.full((len(order), width), np.nan)
+    for i, h in enumerate(order):
+        reps[i, :len(groups[h])] = groups[h]
+    prov: dict[str, Any] = {}
+    side = p.with_suffix(".json")
+    if side.exists():
+        try:
+            full = json.loads(side.read_text())
+            prov = {k: full[k] for k in ("preset", "seeds", "train_epochs", "model", "config_fingerprint",
+                                         "total_wall_s", "device", "finished") if k in full}
+        except (OSError, json.JSONDecodeError):
+            prov = {}
+    return Truth(table=_table(order, reps), source=source, location=str(p), metric=metric, reduce=reduce,
+                 seed=seed, epochs=None, provenance=prov)
+
+
+def load_truth(cfg, subnets: Iterable[Any] | None = None) -> Truth:
+    """The truth ``cfg.truth`` names: ``"nb101"`` (the store ``truth.store``, else
+    ``rankbench.nb101.open()``'s search), ``"measured"`` (``data/truth-<preset>.csv``) or a
+    path to a CSV. ``subnets`` (default: every subnet of ``cfg.model``'s space) limits an NB101
+    truth to the hashes needed."""
+    t = cfg.truth
+    seed = cfg.score.seed
+    if t.source == "nb101":
+        from rankbench import nb101
+
+        if subnets is None:
+            from rankbench.spaces import create_space
+
+            subnets = create_space(cfg.model.space, m=cfg.model.m).subnets()
+        store = nb101.open(t.store or None)
+        try:
+            return truth_from_store(subnets, store, metric=t.metric, reduce=t.reduce, epochs=t.epochs, seed=seed)
+        finally:
+            store.close()
+    if t.source == "measured":
+        path = measured_truth_path(cfg.preset)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no measured truth for preset {cfg.preset!r} at {path}. Measure it with `rankbench truth "
+                f"--preset {cfg.preset}` (trains every hash class from scratch; resumable), or use NB101 "
+                f"truth: --set truth.source=nb101 with an imported store (rankbench data import "
+                f"nasbench_only108.tfrecord)")
+        return load_truth_csv(path, t.metric, t.reduce, seed, source="measured")
+    path = Path(t.source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"truth.source {t.source!r} is neither 'nb101', 'measured' nor an existing "
+                                f"CSV file")
+    return load_truth_csv(path, t.metric, t.reduce, seed, source="csv")
+
+
+class IgnoreArch(nn.Module):
+    """Wraps a stand-alone network so that the supernet training loop can call ``model(x, arch)``."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, arch=None):
+        return self.net(x)
+
+
+def _truth_training_cfg(cfg, seed: int):
+    epochs = cfg.truth.train_epochs or cfg.train.epochs
+    return replace(cfg, train=replace(cfg.train, epochs=int(epochs), seed=int(seed)))
+
+
+def _measure_fingerprint(cfg) -> str:
+    """What makes two measured truths comparable: the network, data and training (not the seed)."""
+    import hashlib
+
+    t = _truth_training_cfg(cfg, 0)
+    d = t.to_dict()
+    train = {k: v for k, v in d["train"].items() if k not in ("seed", "device", "checkpoint_every", "num_threads",
+                                                               "sampling", "compile")}
+    model = {k: d["model"][k] for k in ("width", "stacks", "cells_per_stack", "num_classes", "bn_momentum")}
+    blob = json.dumps({"model": model, "data": d["data"], "train": train}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _read_measured(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=MEASURED_COLUMNS)
+    df = pd.read_csv(path, dtype={"hash": str, "adjacency": str, "ops": str})
+    missing = set(MEASURED_COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(f"{path} exists but is not a measured-truth CSV (no {sorted(missing)}); "
+                         f"use another --out or move it away")
+    return df
+
+
+def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None = None, progress: bool = True,
+                  work_dir: str | os.PathLike | None = None, keep_runs: bool = False,
+                  shard: tuple[int, int] | None = None) -> Truth:
+    """Measure the truth of every hash class of ``space`` by training from scratch.
+
+    For each seed ``cfg.train.seed + i`` (``i < seeds``, default ``cfg.truth.seeds``) and each
+    hash class: build the class representative's stand-alone NB101 network
+    (:func:`rankbench.nb101.network.build_network`, ``cfg.model`` width, stacks and cells per
+    stack), train it with :func:`rankbench.train.fit` for ``cfg.truth.train_epochs`` (0 =
+    ``cfg.train.epochs``) epochs, and measure top-1 on the validation (and test) split. Seeds
+    are the outer loop, so an interrupted measurement already covers every class once.
+
+    One row per (hash, seed) is appended to ``out_csv`` (atomically) as it finishes, with a
+    JSON sidecar (``out_csv`` with ``.json``) of provenance: command line, preset, resolved
+    config, seeds, versions, device, times. Rerunning skips finished pairs; an unfinished
+    training resumes from its checkpoint in ``work_dir`` (default
+    ``runs/truth-work/<preset>-<fingerprint>``). Returns the truth (mean over seeds).
+    """
+    import torch
+
+    from rankbench.data.splits import load_splits
+    from rankbench.nb101.network import build_network, count_parameters
+    from rankbench.rundir import runs_root
+    from rankbench.scoring.score import eval_tensors, evaluate, subnet_columns
+    from rankbench.train import fit
+
+    out = Path(out_csv)
+    n_seeds = int(cfg.truth.seeds if seeds is None else seeds)
+    if n_seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {n_seeds}")
+    seed_list = [cfg.train.seed + i for i in range(n_seeds)]
+    fp = _measure_fingerprint(cfg)
+    side = out.with_suffix(".json")
+    done = _read_measured(out)
+    if len(done) and side.exists():
+        old = json.loads(side.read_text()).get("config_fingerprint")
+        if old and old != fp:
+            raise ValueError(f"{out} was measured with a different network/data/training config (fingerprint "
+                             f"{old}, now {fp}); use another --out, or delete {out} and {side} to start over")
+    work = Path(work_dir) if work_dir else runs_root() / "truth-work" / f"{cfg.preset}-{fp}"
+    classes = space.hash_classes()
+    epochs = int(cfg.truth.train_epochs or cfg.train.epochs)
+    finished = {(str(h), int(s)) for h, s in zip(done["hash"], done["seed"])}
+    todo = [(s, h, members[0]) for s in seed_list for i, (h, members) in enumerate(classes.items())
+            if (h, s) not in finished and (shard is None or i % shard[1] == shard[0])]
+
+    old_prov: dict[str, Any] = {}
+    if side.exists():
+        try:
+            old_prov = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError):
+            old_prov = {}
+    if not todo and old_prov.get("finished"):
+        return load_truth_csv(out, "validation_accuracy")
+
+    t_session = time.time()
+    session = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "trainings": 0, "device": str(cfg.train.device)}
+    prov: dict[str, Any] = {
+        "what": "measured ground truth: stand-alone NB101 networks trained from scratch, one row per "
+                "(hash class, seed); truth = mean over seeds",
+        "command": old_prov.get("command", session["command"]),
+        "preset": cfg.preset,
+        "space": {"name": getattr(space, "name", str(space)), "m": getattr(space, "m", None),
+                  "hash_classes": len(classes)},
+        "seeds": seed_list,
+        "train_epochs": epochs,
+        "model": {"network": "nasbench-pytorch Network (rankbench.nb101.network.build_network)",
+                  "stem_channels": cfg.model.width, "num_stacks": cfg.model.stacks,
+                  "cells_per_stack": cfg.model.cells_per_stack, "num_classes": cfg.model.num_classes},
+        "config_fingerprint": fp,
+        "config": _truth_training_cfg(cfg, cfg.train.seed).to_dict(),
+        "versions": versions(),
+        "started": old_prov.get("started", session["started"]),
+        "device": old_prov.get("device", session["device"]),
+        "sessions": list(old_prov.get("sessions", [])) + [session],
+    }
+    if "data" in old_prov:
+        prov["data"] = old_prov["data"]
+
+    def write_sidecar(finished_all: bool) -> None:
+        rows = _read_measured(out)
+        prov.update(rows=int(len(rows)),
+                    total_wall_s=round(float(rows["wall_s"].sum()), 1) if len(rows) else 0.0,
+                    finished=finished_all, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_json(side, prov)
+
+    if not todo:
+        write_sidecar(True)
+        return load_truth_csv(out, "validation_accuracy")
+
+    splits = load_splits(cfg.data, progress=progress)
+    data_desc = splits.describe()
+    data_desc["resolution"] = int(cfg.data.resolution)
+    prov["data"] = data_desc
+    total = len(seed_list) * len(classes)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=total - len(todo), desc="measured truth", unit="training")
+    try:
+        for seed, h, rep in todo:
+            t0 = time.time()
+            tcfg = _truth_training_cfg(cfg, seed)
+            torch.manual_seed(seed)  # the initial weights
+            net = build_network(rep.spec, stem_channels=cfg.model.width, num_stacks=cfg.model.stacks,
+                                cells_per_stack=cfg.model.cells_per_stack, num_classes=cfg.model.num_classes,
+                                momentum=cfg.model.bn_momentum)
+            params = count_parameters(net)
+            model = IgnoreArch(net)
+            run_dir = work / f"{h[:16]}-seed{seed}"
+            result = fit(model, lambda rng: None, splits, tcfg, run_dir, resume=True, progress=False)
+            device = _device_of(model)
+            vx, vy = eval_tensors(splits, "valid", device=device)
+            val_acc, _ = evaluate(model, None, vx, vy, cfg.score.eval_batch_size)
+            tx, ty = eval_tensors(splits, "test", device=device)
+            test_acc, _ = evaluate(model, None, tx, ty, cfg.score.eval_batch_size)
+            cols = subnet_columns(rep)
+            row = {"hash": h, "adjacency": cols["adjacency"], "ops": cols["ops"], "num_paths": cols["num_paths"],
+                   "seed": seed, "epochs": epochs, "validation_accuracy": val_acc, "test_accuracy": test_acc,
+                   "train_loss": _train_loss(result, run_dir), "params": params,
+                   "wall_s": round(time.time() - t0, 3)}
+            rows = _read_measured(out)
+            new = pd.DataFrame([row], columns=MEASURED_COLUMNS)
+            rows = pd.concat([rows, new], ignore_index=True) if len(rows) else new
+            with atomic_path(out, ".csv") as tmp:
+                rows.to_csv(tmp, index=False)
+            session["trainings"] += 1
+            session["device"] = prov["device"] = str(result.get("device", device))
+            write_sidecar(False)
+            if not keep_runs:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    session["wall_s"] = round(time.time() - t_session, 1)
+    write_sidecar(True)
+    if not keep_runs:
+        shutil.rmtree(work, ignore_errors=True)
+    return load_truth_csv(out, "validation_accuracy")
+
+
+def _device_of(model) -> Any:
+    for p in model.parameters():
+        return p.device
+    import torch
+
+    return torch.device("cpu")
+
+
+def _train_loss(result: Any, run_dir: Path) -> float:
+    """The last epoch's training loss: from ``fit``'s result if it says, else its train log."""
+    if isinstance(result, dict):
+        for k in ("train_loss", "loss"):
+            if k in result:
+                return float(result[k])
+    log = Path(run_dir) / "train_log.csv"
+    if log.exists():
+        try:
+            df = pd.read_csv(log)
+            for k in ("train_loss", "loss"):
+                if k in df.columns and len(df):
+                    return float(df[k].iloc[-1])
+        except (ValueError, pd.errors.EmptyDataError):
+            pass
+    return float("nan")

@@ -1,0 +1,165 @@
+"""Ground truth: from an NB101 store (the committed real 30-cell fixture), coverage errors,
+and measured truth on a tiny m=1 space."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import rankbench.train
+from rankbench.config import apply_overrides, load_preset
+from rankbench.nb101 import ModelSpec, import_tfrecord, open as open_store
+from rankbench.spaces import create_space
+from rankbench.truth import (
+    MEASURED_COLUMNS,
+    TruthCoverageError,
+    load_truth,
+    load_truth_csv,
+    measure_truth,
+    truth_from_store,
+)
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def fixture_store(tmp_path_factory):
+    """A store imported from the committed fixture: 30 real NB101 cells, 3 repeats each."""
+    path = tmp_path_factory.mktemp("store") / "nb101_30.h5"
+    import_tfrecord(ASSETS / "nb101_30.tfrecord", path, progress=False)
+    cells = json.loads((ASSETS / "nb101_30.json").read_text())["cells"]
+    return path, cells
+
+
+def _spec(cell: dict) -> ModelSpec:
+    return ModelSpec(cell["adjacency"], cell["ops"])
+
+
+def test_truth_from_store_is_the_mean_of_the_repeats(fixture_store):
+    path, cells = fixture_store
+    hashes = sorted(cells)[:5]
+    specs = [_spec(cells[h]) for h in hashes]
+    with open_store(path) as store:
+        truth = truth_from_store(specs + specs[:1], store)  # a repeat is counted once
+    assert list(truth.table.index) == hashes and truth.source == "nb101" and truth.epochs == 108
+    for h in hashes:
+        reps = np.array([r["final_validation_accuracy"] for r in cells[h]["epochs"]["108"]])
+        row = truth.table.loc[h]
+        assert row["n_repeats"] == len(reps) == 3
+        assert row["truth"] == pytest.approx(reps.mean(), abs=1e-12)
+        assert row["truth_std"] == pytest.approx(reps.std(), abs=1e-12)
+        assert sorted(truth.table.loc[h, ["repeat_0", "repeat_1", "repeat_2"]]) == pytest.approx(sorted(reps))
+
+    vals, std = truth.values(hashes + ["0" * 32])
+    assert vals[:5] == pytest.approx(truth.table["truth"].to_numpy()) and np.isnan(vals[5]) and np.isnan(std[5])
+    # "random": one stored repeat per candidate, seeded
+    many = [hashes[0]] * 50
+    r1, _ = truth.values(many, reduce="random", seed=1)
+    r2, _ = truth.values(many, reduce="random", seed=1)
+    stored = set(truth.table.loc[hashes[0], ["repeat_0", "repeat_1", "repeat_2"]])
+    assert (r1 == r2).all() and set(r1) <= stored and len(set(r1)) > 1
+
+    with open_store(path) as store:
+        test = truth_from_store(specs, store, metric="test_accuracy")
+    h = hashes[0]
+    assert test.table.loc[h, "truth"] == pytest.approx(
+        np.mean([r["final_test_accuracy"] for r in cells[h]["epochs"]["108"]]))
+
+
+def test_coverage_error_says_how_to_get_the_full_benchmark(fixture_store):
+    path, cells = fixture_store
+    s4 = create_space("s4", m=2).subnets()
+    with open_store(path) as store:
+        truth = truth_from_store(s4, store)
+    cov = truth.coverage([s.hash for s in s4])
+    assert (cov.covered, cov.candidates, cov.classes) == (0, 15, 9)
+    with pytest.raises(TruthCoverageError, match="rankbench data import nasbench_only108.tfrecord") as e:
+        truth.check_coverage([s.hash for s in s4])
+    assert "rankbench truth" in str(e.value) and "0/15 candidates" in str(e.value)
+
+    known = sorted(cells)
+    with open_store(path) as store:
+        t = truth_from_store([_spec(cells[h]) for h in known], store)
+    with pytest.raises(TruthCoverageError, match="at least 3"):
+        t.check_coverage(known[:2])
+    cov = t.check_coverage(known[:3] + ["f" * 32])  # 3 of 4: enough
+    assert cov.covered == 3 and cov.missing == ["f" * 32]
+    with pytest.raises(TruthCoverageError):
+        t.check_coverage(known[:3] + ["f" * 32], min_fraction=0.8)
+
+
+def test_load_truth_sources(fixture_store, tmp_path):
+    path, cells = fixture_store
+    cfg = load_preset("quick")
+    nb = load_truth(replace(cfg, truth=replace(cfg.truth, source="nb101", store=str(path))),
+                    [_spec(c) for c in cells.values()])
+    assert nb.source == "nb101" and len(nb.table) == 30
+    with pytest.raises(FileNotFoundError, match="rankbench truth --preset no-such-preset"):
+        load_truth(replace(cfg, preset="no-such-preset", truth=replace(cfg.truth, source="measured")))
+    with pytest.raises(FileNotFoundError, match="neither"):
+        load_truth(replace(cfg, truth=replace(cfg.truth, source=str(tmp_path / "missing.csv"))))
+
+
+TINY = {
+    "model.width": 4, "model.stacks": 1, "model.cells_per_stack": 1, "model.m": 1,
+    "data.resolution": 16, "data.train_size": 100, "data.valid_size": 50, "data.test_size": 50,
+    "data.batch_size": 50, "train.epochs": 1, "train.num_threads": 1, "truth.seeds": 1, "truth.train_epochs": 1,
+}
+
+
+def test_measured_truth_tiny(tmp_path, monkeypatch):
+    cfg = apply_overrides(load_preset("quick"), TINY)
+    space = create_space("s4", m=1)
+    out = tmp_path / "truth-tiny.csv"
+    calls = []
+    real_fit = rankbench.train.fit
+    monkeypatch.setattr(rankbench.train, "fit", lambda *a, **k: calls.append(a[3].train.seed) or real_fit(*a, **k))
+
+    truth = measure_truth(space, cfg, out, progress=False, work_dir=tmp_path / "work")
+    assert calls == [2020] * 3
+    df = pd.read_csv(out)
+    assert list(df.columns) == MEASURED_COLUMNS and len(df) == 3
+    assert set(df["hash"]) == set(space.hash_classes()) and (df["seed"] == 2020).all()
+    assert df["validation_accuracy"].between(0, 1).all() and (df["params"] > 0).all()
+    assert (df["epochs"] == 1).all() and np.isfinite(df["train_loss"]).all()
+    side = json.loads(out.with_suffix(".json").read_text())
+    for key in ("command", "preset", "config", "seeds", "versions", "total_wall_s", "device", "data", "model"):
+        assert key in side, key
+    assert side["finished"] and side["seeds"] == [2020] and side["model"]["stem_channels"] == 4
+    assert not (tmp_path / "work").exists()  # finished trainings are cleaned up
+    assert (truth.table["n_repeats"] == 1).all()
+
+    # a second seed: only the 3 new trainings run; the truth is the mean over seeds
+    calls.clear()
+    truth2 = measure_truth(space, cfg, out, seeds=2, progress=False, work_dir=tmp_path / "work")
+    assert calls == [2021] * 3
+    df2 = pd.read_csv(out)
+    assert len(df2) == 6 and sorted(set(df2["seed"])) == [2020, 2021]
+    pd.testing.assert_frame_equal(df2.iloc[:3].reset_index(drop=True), df)
+    h = df["hash"][0]
+    mean = df2[df2["hash"] == h]["validation_accuracy"].mean()
+    assert truth2.table.loc[h, "truth"] == pytest.approx(mean) and truth2.table.loc[h, "n_repeats"] == 2
+    assert len(json.loads(out.with_suffix(".json").read_text())["sessions"]) == 2
+
+    calls.clear()  # nothing left to do
+    measure_truth(space, cfg, out, seeds=2, progress=False, work_dir=tmp_path / "work")
+    assert calls == []
+    loaded = load_truth_csv(out)
+    assert loaded.provenance["seeds"] == [2020, 2021]
+
+    # another network on the same file: refused
+    with pytest.raises(ValueError, match="different network"):
+        measure_truth(space, apply_overrides(cfg, {"model.width": 8}), out, seeds=2, progress=False)
