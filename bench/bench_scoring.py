@@ -5,7 +5,10 @@ Part 1, every distinct subnet of S4 (255 for m = 4; ``--m``) with BN calibration
 protocol: reset, cumulative average over the calibration batches), on the same images:
 
 - rankbench: ``score_candidates`` (eval images normalised once, calibration batches drawn
-  once, BN statistics restored in memory, only the BNs the subnet uses);
+  once, candidates in groups sharing the stem and first-cell work per batch, BN statistics
+  swapped and restored in memory, only the BNs the subnet uses);
+- rankbench one by one (``group_size=1``): the same without the shared work, to show what
+  the grouping adds to the in-memory restore;
 - naive: per candidate, ``copy.deepcopy`` the supernet (``--naive reload``: load the state
   dict back instead), reset every BN, draw the calibration batches, forward them in train
   mode, evaluate batch by batch from uint8 images.
@@ -17,8 +20,9 @@ The accuracies and losses must be identical (asserted). A third line times the n
 PyTorch's default contiguous format, as a plain loop would run (numbers equal up to float
 rounding; the largest differences are printed). Part 2: the public MixPath code
 scores 1000 sampled choices, repeats included; rankbench scores each distinct subnet once.
-It counts the distinct subnets among the draws and times both (rankbench's per-candidate
-step, with and without de-duplication).
+It counts the distinct subnets among the draws and times every draw one by one, each
+distinct subnet one by one (the saving of de-duplication alone), and ``score_candidates``
+(de-duplication and grouping).
 
     python bench/bench_scoring.py [--variant lsbn] [--width 8] [--m 4] [--eval-size 200] [--draws 1000]
                                   [--naive copy|reload] [--contiguous] [--no-plain] [--chunks 4] [--threads 1]
@@ -162,12 +166,15 @@ def main() -> None:
     plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format)  # what a plain loop runs in
     plain_state = {k: v.clone() for k, v in plain.state_dict().items()}
     plain_work = copy.deepcopy(plain) if args.naive == "reload" else plain
-    t_fast = t_slow = t_plain = 0.0
-    fast_rows, slow, slow_plain = [], [], []
+    t_fast = t_one = t_slow = t_plain = 0.0
+    fast_rows, one_rows, slow, slow_plain = [], [], [], []
     for chunk in _chunks(subnets, args.chunks):
         t = time.perf_counter()
         fast_rows.append(score_candidates(net, chunk, splits, score_cfg, **kw))
         t_fast += time.perf_counter() - t
+        t = time.perf_counter()
+        one_rows.append(score_candidates(net, chunk, splits, score_cfg, group_size=1, **kw))
+        t_one += time.perf_counter() - t
         t = time.perf_counter()
         slow += [naive_score(work, s, splits, score_cfg, proto, data_cfg, mode=args.naive, state=state,
                              channels_last=cl) for s in chunk]
@@ -178,12 +185,15 @@ def main() -> None:
                                        state=plain_state, channels_last=False) for s in chunk]
             t_plain += time.perf_counter() - t
     fast = pd.concat(fast_rows, ignore_index=True)
-    assert fast["accuracy"].tolist() == [a for a, _ in slow], "accuracies differ"
-    assert fast["loss"].tolist() == [v for _, v in slow], "losses differ"
+    one = pd.concat(one_rows, ignore_index=True)
+    assert fast["accuracy"].tolist() == [a for a, _ in slow] == one["accuracy"].tolist(), "accuracies differ"
+    assert fast["loss"].tolist() == [v for _, v in slow] == one["loss"].tolist(), "losses differ"
     n = len(subnets)
     print(f"score {n} subnets: rankbench {t_fast:.2f} s ({1e3 * t_fast / n:.1f} ms/subnet)   naive ({args.naive}, same "
           f"memory format) {t_slow:.2f} s ({1e3 * t_slow / n:.1f} ms/subnet)   x{t_slow / t_fast:.2f}; identical "
           f"accuracies and losses (mean accuracy {fast['accuracy'].mean():.4f})")
+    print(f"  rankbench one by one (group_size=1, no shared work): {t_one:.2f} s ({1e3 * t_one / n:.1f} ms/subnet)   "
+          f"naive x{t_slow / t_one:.2f}; grouping x{t_one / t_fast:.2f}; identical numbers")
     if slow_plain:
         d_acc = max(abs(a - b) for a, (b, _) in zip(fast["accuracy"], slow_plain))
         d_loss = max(abs(a - b) for a, (_, b) in zip(fast["loss"], slow_plain))
@@ -196,27 +206,34 @@ def main() -> None:
     paper = get_protocol("paper")
     draws = paper.candidates(space, ScoreConfig(candidates=args.draws, seed=0))
     distinct = list(dict.fromkeys(draws))
-    t_rep = t_dedup = 0.0
-    rep, dedup = [], []
+    t_rep = t_dedup1 = t_dedup = 0.0
+    rep, dedup1, dedup = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "scores.csv"
+        cache1, cache = Path(tmp) / "one.csv", Path(tmp) / "grouped.csv"
         for chunk in _chunks(draws, args.chunks):
             t = time.perf_counter()
             rep += per_candidate_loop(master, chunk, splits, score_cfg, proto, data_cfg, channels_last=cl)
             t_rep += time.perf_counter() - t
             t = time.perf_counter()
+            dedup1.append(score_candidates(net, chunk, splits, score_cfg, cache_path=cache1, group_size=1, **kw))
+            t_dedup1 += time.perf_counter() - t
+            t = time.perf_counter()
             dedup.append(score_candidates(net, chunk, splits, score_cfg, cache_path=cache, **kw))
             t_dedup += time.perf_counter() - t
     dedup_acc = pd.concat(dedup, ignore_index=True)["accuracy"].tolist()
-    assert dedup_acc == [a for a, _ in rep], "de-duplicated scores differ"
+    assert dedup_acc == [a for a, _ in rep] == pd.concat(dedup1, ignore_index=True)["accuracy"].tolist(), \
+        "de-duplicated scores differ"
     print(f"public protocol: {args.draws} draws hold {len(distinct)} distinct subnets "
-          f"({args.draws / len(distinct):.2f} draws per subnet); scoring every draw {t_rep:.2f} s, "
-          f"each distinct subnet once {t_dedup:.2f} s   x{t_rep / t_dedup:.2f}")
+          f"({args.draws / len(distinct):.2f} draws per subnet); every draw one by one {t_rep:.2f} s, "
+          f"each distinct subnet once, one by one {t_dedup1:.2f} s (x{t_rep / t_dedup1:.2f}), grouped (rankbench) "
+          f"{t_dedup:.2f} s (x{t_rep / t_dedup:.2f})")
     print(f"ratio score_rankbench_vs_naive_{args.naive} {t_slow / t_fast:.4f}")
     if slow_plain:
         print(f"ratio score_rankbench_vs_naive_{args.naive}_contiguous {t_plain / t_fast:.4f}")
+    print(f"ratio score_grouped_vs_one_by_one {t_one / t_fast:.4f}")
     print(f"ratio draws_per_distinct_subnet {args.draws / len(distinct):.4f}")
-    print(f"ratio score_distinct_vs_every_draw {t_rep / t_dedup:.4f}")
+    print(f"ratio score_distinct_vs_every_draw {t_rep / t_dedup1:.4f}")
+    print(f"ratio score_rankbench_vs_every_draw {t_rep / t_dedup:.4f}")
 
 
 def _chunks(items: list, k: int) -> list[list]:

@@ -348,7 +348,7 @@ def run(cfg: RunConfig, *, calibrate: bool, seeds: int = 1, runs_root: str | Pat
 
 
 def _format_seed_table(table: pd.DataFrame, n: int) -> str:
-    lines = [f"| setting | level | " + " | ".join(label for _, label in HEADLINE) + " |",
+    lines = ["| setting | level | " + " | ".join(label for _, label in HEADLINE) + " |",
              "|---|---|" + "---|" * len(HEADLINE)]
     for (setting, level), g in table.groupby(["setting", "level"], sort=False):
         cells = []

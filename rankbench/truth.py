@@ -174,13 +174,20 @@ class Truth:
         return d
 
 
+#: decimals kept in a mean over repeats (accuracies are fractions; far below any real difference)
+TRUTH_DECIMALS = 12
+
+
 def _table(hashes: Sequence[str], reps: np.ndarray) -> pd.DataFrame:
     reps = np.asarray(reps, dtype=np.float64).reshape(len(hashes), -1)
     n = (~np.isnan(reps)).sum(axis=1)
     keep = n > 0
     reps, n = reps[keep], n[keep]
     with np.errstate(invalid="ignore"):
-        mean = np.nanmean(reps, axis=1) if len(reps) else np.zeros(0)
+        # rounded to 12 decimals: two classes with the same accuracies in another order (e.g.
+        # 0.35, 0.37 and 0.37, 0.35) must tie; float summation can leave them 1 ulp apart,
+        # which turns a tie into an order and shifts Kendall's tau-b
+        mean = np.round(np.nanmean(reps, axis=1), TRUTH_DECIMALS) if len(reps) else np.zeros(0)
         std = np.nanstd(reps, axis=1) if len(reps) else np.zeros(0)
     df = pd.DataFrame({"truth": mean, "truth_std": std, "n_repeats": n.astype(int)},
                       index=pd.Index(np.asarray(hashes, dtype=object)[keep], name="hash"))

@@ -3,6 +3,7 @@ never read or write ~/.cache/rankbench, an imported store, or ./runs."""
 import os
 
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -18,3 +19,14 @@ def _isolated_data_home(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests: their tensors are tiny, so one thread is the
+    fastest and is immune to a busy machine. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

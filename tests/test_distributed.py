@@ -180,14 +180,6 @@ def launched(tmp_path_factory):
 
 
 # -- checks in this process -------------------------------------------------------------------
-@pytest.fixture()
-def _one_thread(monkeypatch):
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _run_dir(root: Path) -> Path:
     from rankbench import rundir
 
@@ -219,7 +211,7 @@ def test_resume_after_signal_matches_uninterrupted(launched):
     assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-9)
 
 
-def test_sharded_scores_equal_single_process(launched, _one_thread, monkeypatch):
+def test_sharded_scores_equal_single_process(launched, one_thread, monkeypatch):
     from rankbench.data.splits import load_splits
     from rankbench.pipeline import SCORE_COLUMNS
     from rankbench.scoring import get_protocol, score_candidates

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 import rankbench.scoring.score as score_mod
 import rankbench.train
@@ -26,12 +25,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +59,19 @@ def test_run_end_to_end_and_reuse(truth_csv, tmp_path, monkeypatch):
         assert ps["n"] == 15 and -1 <= ps["kendall_tau"] <= 1 and len(ps["kendall_tau_ci"]) == 2
         assert m["metrics"][setting]["per_class"]["n"] == 9
     assert len(list((d / "scores").glob("*.csv"))) == 2
+    # the rank-agreement figure states the tau of metrics.json
+    from rankbench.figures._runs import load_scores
+    from rankbench.figures.ranking import compute_rank_agreement
+
+    fig = compute_rank_agreement(load_scores(d))
+    for setting in ("no_calib", "calib"):
+        tau = fig.loc[fig["calibration"] == setting, "kendall_tau"].iloc[0]
+        assert tau == pytest.approx(m["metrics"][setting]["per_subnet"]["kendall_tau"], abs=1e-12)
 
     # rerun: the training is reused and every score comes from the cache
     monkeypatch.setattr(rankbench.train, "fit", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(score_mod, "evaluate", lambda *a, **k: pytest.fail("scored again"))
+    monkeypatch.setattr(score_mod, "score_group", lambda *a, **k: pytest.fail("scored again"))
     (again,), _ = run(cfg, calibrate=True, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
     pd.testing.assert_frame_equal(again.scores, res.scores)
     assert again.metrics["training_reused"]

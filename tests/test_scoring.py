@@ -12,7 +12,7 @@ from torch import nn
 
 import rankbench.scoring.score as score_mod
 from rankbench.config import RunConfig, ScoreConfig, load_preset
-from rankbench.data.splits import ResizedImageSet
+from rankbench.data import ImageSet
 from rankbench.scoring import (
     COLUMNS,
     BNState,
@@ -30,20 +30,14 @@ from rankbench.supernet import create_supernet
 RES = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _set(n: int, seed: int) -> ResizedImageSet:
+def _set(n: int, seed: int) -> ImageSet:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, RES, RES), generator=g, dtype=torch.uint8)
     labels = torch.randint(0, 10, (n,), generator=g)
-    return ResizedImageSet(images, labels)
+    return ImageSet(images, labels)
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +45,10 @@ def splits():
     return {"train": _set(96, 0), "valid": _set(40, 1), "test": _set(40, 2)}
 
 
-def _trained_like(variant: str = "lsbn", m: int = 2, seed: int = 0) -> nn.Module:
+def _trained_like(variant: str = "lsbn", m: int = 2, seed: int = 0, stacks: int = 1) -> nn.Module:
     """A tiny supernet whose BN running statistics are not the initial ones."""
     torch.manual_seed(seed)
-    net = create_supernet("s4", variant, m=m, width=4, stacks=1, cells_per_stack=1)
+    net = create_supernet("s4", variant, m=m, width=4, stacks=stacks, cells_per_stack=1)
     rng = random.Random(seed)
     net.train()
     with torch.no_grad():
@@ -130,14 +124,17 @@ def test_bnstate_restores_in_memory():
 
 # -- scoring ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("protocol,channels_last", [("clean", True), ("paper", True), ("clean", False)])
-def test_in_memory_restore_equals_fresh_copies(splits, protocol, channels_last):
-    """score_candidates (restore only the touched BNs) == a naive loop over deep copies."""
-    net = _trained_like()
+@pytest.mark.parametrize("variant", ["bn", "lsbn", "esbn", "scale", "spos"])
+@pytest.mark.parametrize("group_size", [1, 4])
+def test_in_memory_restore_equals_fresh_copies(splits, protocol, channels_last, variant, group_size):
+    """score_candidates (one by one restoring the touched BNs, or in groups sharing the stem
+    and first-cell work) == a naive loop over deep copies, bit for bit."""
+    net = _trained_like(variant, stacks=2)
     before = copy.deepcopy(net.state_dict())
     proto = get_protocol(protocol)
     cands = net.space.subnets()
     got = score_candidates(net, cands, splits, SCORE, calibrate=True, protocol=proto, progress=False,
-                           channels_last=channels_last)
+                           channels_last=channels_last, group_size=group_size)
     for k, v in net.state_dict().items():  # the supernet is left as it was
         assert torch.equal(v, before[k]), k
         assert v.is_contiguous(), k
@@ -177,15 +174,39 @@ def test_scores_frame_and_determinism(splits):
     pd.testing.assert_series_equal(c["loss"], e["loss"], rtol=1e-4)
 
 
-def test_repeated_candidates_are_scored_once(splits, monkeypatch):
+def _count_scored(monkeypatch, interrupt_after: int | None = None) -> list:
+    """Patch both scoring paths to record each subnet scored; optionally raise
+    KeyboardInterrupt once ``interrupt_after`` subnets are done (between groups)."""
+    calls: list = []
+    real_eval, real_group = score_mod.evaluate, score_mod.score_group
+
+    def check(n):
+        if interrupt_after is not None and len(calls) + n > interrupt_after:
+            raise KeyboardInterrupt
+
+    def evaluate(*a, **k):
+        check(1)
+        calls.append(a[1])
+        return real_eval(*a, **k)
+
+    def score_group(net, group, *a, **k):
+        check(len(group))
+        calls.extend(group)
+        return real_group(net, group, *a, **k)
+
+    monkeypatch.setattr(score_mod, "evaluate", evaluate)
+    monkeypatch.setattr(score_mod, "score_group", score_group)
+    return calls
+
+
+@pytest.mark.parametrize("group_size", [1, 32])
+def test_repeated_candidates_are_scored_once(splits, monkeypatch, group_size):
     net = _trained_like()
     subs = net.space.subnets()
     cands = [subs[0], subs[3], subs[0], subs[0], subs[3]]
-    calls = []
-    real = score_mod.evaluate
-    monkeypatch.setattr(score_mod, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    df = score_candidates(net, cands, splits, SCORE, calibrate=True, progress=False)
-    assert len(calls) == 2 and len(df) == 5
+    calls = _count_scored(monkeypatch)
+    df = score_candidates(net, cands, splits, SCORE, calibrate=True, progress=False, group_size=group_size)
+    assert calls == [subs[0], subs[3]] and len(df) == 5
     assert df.loc[0, "accuracy"] == df.loc[2, "accuracy"] == df.loc[3, "accuracy"]
 
 
@@ -196,34 +217,31 @@ def test_eval_subset_is_deterministic(splits):
     assert x1.shape[0] == 10 and torch.equal(x1, x2) and torch.equal(y1, y2) and not torch.equal(x1, x3)
 
 
-@pytest.mark.parametrize("flush_every", [2, 1000])
-def test_cache_resumes_after_interruption(splits, tmp_path, monkeypatch, flush_every):
+@pytest.mark.parametrize("group_size,flush_every,interrupt_after,saved", [
+    (1, 2, 5, 5),      # one by one: flushed every 2, and on the way out
+    (1, 1000, 5, 5),   # one by one: flushed only on the way out
+    (4, 1000, 9, 8),   # in groups of 4: flushed after each group; the 3rd group is interrupted
+])
+def test_cache_resumes_after_interruption(splits, tmp_path, monkeypatch, group_size, flush_every, interrupt_after,
+                                          saved):
     net = _trained_like()
     cands = net.space.subnets()  # 15
     full = score_candidates(net, cands, splits, SCORE, calibrate=True, progress=False)
     cache = tmp_path / "scores" / "k.csv"
     monkeypatch.setattr(score_mod, "FLUSH_EVERY", flush_every)
-    real = score_mod.evaluate
-    calls = []
+    kw = dict(calibrate=True, cache_path=cache, progress=False, group_size=group_size)
+    with monkeypatch.context() as mp:
+        _count_scored(mp, interrupt_after=interrupt_after)
+        with pytest.raises(KeyboardInterrupt):
+            score_candidates(net, cands, splits, SCORE, **kw)
+    assert len(pd.read_csv(cache)) == saved
 
-    def interrupting(*a, **k):
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(score_mod, "evaluate", interrupting)
-    with pytest.raises(KeyboardInterrupt):
-        score_candidates(net, cands, splits, SCORE, calibrate=True, cache_path=cache, progress=False)
-    assert len(pd.read_csv(cache)) == 5  # flushed on the way out
-
-    calls.clear()
-    monkeypatch.setattr(score_mod, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    resumed = score_candidates(net, cands, splits, SCORE, calibrate=True, cache_path=cache, progress=False)
-    assert len(calls) == len(cands) - 5
+    calls = _count_scored(monkeypatch)
+    resumed = score_candidates(net, cands, splits, SCORE, **kw)
+    assert len(calls) == len(cands) - saved
     pd.testing.assert_frame_equal(resumed, full)
     calls.clear()
-    again = score_candidates(net, cands, splits, SCORE, calibrate=True, cache_path=cache, progress=False)
+    again = score_candidates(net, cands, splits, SCORE, **kw)
     assert not calls
     pd.testing.assert_frame_equal(again, full)
 

@@ -20,7 +20,8 @@ from torch import nn
 from rankbench.cli import main
 from rankbench.config import apply_overrides, load_preset
 from rankbench.data.cifar10 import CIFAR10Splits
-from rankbench.data.splits import ResizedImageSet, downsample, load_splits
+from rankbench.data import ImageSet
+from rankbench.data.splits import downsample, load_splits
 from rankbench.spaces import Subnet
 from rankbench.supernet import supernet_from_config
 from rankbench.train import (CHECKPOINT, DONE, LOG_COLUMNS, TrainingDivergedError, fit, load_checkpoint,
@@ -50,7 +51,7 @@ def splits():
     g = torch.Generator().manual_seed(0)
 
     def images(n):
-        return ResizedImageSet(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
+        return ImageSet(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
                                torch.randint(0, 10, (n,), generator=g))
 
     return CIFAR10Splits(train=images(128), valid=images(32), test=images(32), source="synthetic",

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import rankbench.train
 from rankbench.config import apply_overrides, load_preset
@@ -27,12 +26,7 @@ from rankbench.truth import (
 ASSETS = Path(__file__).parent / "assets"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +105,19 @@ def test_load_truth_sources(fixture_store, tmp_path):
         load_truth(replace(cfg, preset="no-such-preset", truth=replace(cfg.truth, source="measured")))
     with pytest.raises(FileNotFoundError, match="neither"):
         load_truth(replace(cfg, truth=replace(cfg.truth, source=str(tmp_path / "missing.csv"))))
+
+
+def test_equal_means_tie_despite_float_summation(tmp_path):
+    """0.1 + 0.7 != 0.3 + 0.5 in floats; both classes' mean accuracy is 0.4 and must tie (a
+    1-ulp difference would turn the tie into an order and change Kendall's tau-b)."""
+    assert (0.1 + 0.7) / 2 != (0.3 + 0.5) / 2
+    rows = [{"hash": h, "seed": s, "validation_accuracy": a}
+            for h, accs in (("a" * 32, (0.1, 0.7)), ("b" * 32, (0.3, 0.5)), ("c" * 32, (0.2, 0.3)))
+            for s, a in zip((1, 2), accs)]
+    path = tmp_path / "truth.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    t = load_truth_csv(path).table["truth"]
+    assert t["a" * 32] == t["b" * 32] == 0.4 and t["c" * 32] == 0.25
 
 
 TINY = {

@@ -13,20 +13,7 @@ import time
 from pathlib import Path
 
 from rankbench.cli import EXIT_INTERRUPTED, EXIT_OK, CLIError
-
-DEFAULT_PRESET = "quick"
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=DEFAULT_PRESET,
-                   help=f"preset name or .toml path (rankbench list presets); default {DEFAULT_PRESET}, "
-                        f"which runs on the bundled data")
-    p.add_argument("--m", type=int, help="maximum number of active paths, 1..4 (model.m); default: the preset's")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override any config field, e.g. --set score.eval_size=500 (repeatable; applied last)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
+from rankbench.cli._config import add_config_options, config_from_args
 
 def add_parser(subparsers) -> None:
     from rankbench.scoring import list_protocols
@@ -44,7 +31,7 @@ def add_parser(subparsers) -> None:
                    help="clean (default): distinct subnets, fresh calibration statistics on training data, "
                         "held-out validation, mean truth; paper: the public MixPath code's protocol")
     p.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
-    _common(p)
+    add_config_options(p)
     p.set_defaults(func=cmd_run)
 
     a = subparsers.add_parser(
@@ -56,7 +43,7 @@ def add_parser(subparsers) -> None:
     a.add_argument("--seeds", type=int, default=1, help="training seeds per variant; default 1")
     a.add_argument("--protocol", choices=list_protocols(), help="ranking protocol (default clean)")
     a.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
-    _common(a)
+    add_config_options(a)
     a.set_defaults(func=cmd_ablation)
 
     t = subparsers.add_parser(
@@ -75,26 +62,12 @@ def add_parser(subparsers) -> None:
     t.add_argument("--shard", metavar="K/N", help="only hash classes whose index %% N == K, to split the "
                                                   "work over processes or machines (give each its own --out; "
                                                   "concatenate the CSVs afterwards)")
-    _common(t)
+    add_config_options(t)
     t.set_defaults(func=cmd_truth)
 
 
 def _config(args: argparse.Namespace, **named):
-    from rankbench.config import ConfigError, apply_overrides, load_preset
-    from rankbench.spaces import SPACES
-    from rankbench.supernet import VARIANTS
-
-    try:
-        cfg = load_preset(args.preset)
-        named.update({"model.m": args.m, "train.device": args.device})
-        cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
-        cfg = apply_overrides(cfg, args.overrides)
-    except ConfigError as e:
-        raise CLIError(str(e)) from None
-    if cfg.model.variant not in VARIANTS:
-        raise CLIError(f"unknown variant {cfg.model.variant!r}; variants: {', '.join(VARIANTS.names())}")
-    if cfg.model.space not in SPACES:
-        raise CLIError(f"unknown search space {cfg.model.space!r}; spaces: {', '.join(SPACES.names())}")
+    cfg = config_from_args(args, named)
     if getattr(args, "seeds", None) is not None and args.seeds < 1:
         raise CLIError(f"--seeds must be >= 1, got {args.seeds}")
     return cfg
@@ -117,35 +90,30 @@ def _interrupted() -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rankbench.pipeline import run
-    from rankbench.train import TrainingDivergedError
-    from rankbench.truth import TruthCoverageError
 
     cfg = _config(args, **{"model.variant": args.variant, "score.protocol": args.protocol})
-    main = _init_distributed(cfg)
-    t0 = time.perf_counter()
-    try:
-        run(cfg, calibrate=args.calibrate, seeds=args.seeds, runs_root=args.runs_root,
-            progress=not args.no_progress and main, echo=print if main else None)
-    except (TruthCoverageError, TrainingDivergedError) as e:
-        raise CLIError(str(e)) from None
-    except KeyboardInterrupt:
-        return _interrupted()
-    if main:
-        print(f"done in {time.perf_counter() - t0:.1f} s")
-    return EXIT_OK
+    return _pipeline(args, cfg, lambda **kw: run(cfg, calibrate=args.calibrate, seeds=args.seeds,
+                                                 runs_root=args.runs_root, **kw))
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
     from rankbench.pipeline import ABLATION_VARIANTS, ablation
+
+    cfg = _config(args, **{"score.protocol": args.protocol})
+    return _pipeline(args, cfg, lambda **kw: ablation(cfg, args.variants or ABLATION_VARIANTS, seeds=args.seeds,
+                                                      runs_root=args.runs_root, **kw))
+
+
+def _pipeline(args: argparse.Namespace, cfg, job) -> int:
+    """Run ``job(progress=..., echo=...)`` (under torchrun, rank 0 alone prints), timed,
+    with its expected failures as clean errors."""
     from rankbench.train import TrainingDivergedError
     from rankbench.truth import TruthCoverageError
 
-    cfg = _config(args, **{"score.protocol": args.protocol})
     main = _init_distributed(cfg)
     t0 = time.perf_counter()
     try:
-        ablation(cfg, args.variants or ABLATION_VARIANTS, seeds=args.seeds, runs_root=args.runs_root,
-                 progress=not args.no_progress and main, echo=print if main else None)
+        job(progress=not args.no_progress and main, echo=print if main else None)
     except (TruthCoverageError, TrainingDivergedError) as e:
         raise CLIError(str(e)) from None
     except KeyboardInterrupt:

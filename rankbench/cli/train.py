@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from rankbench.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, CLIError
-
-DEFAULT_PRESET = "quick"
+from rankbench.cli._config import add_config_options, config_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -20,19 +19,13 @@ def add_parser(subparsers) -> None:
                     "torchrun (torchrun --nproc_per_node N -m rankbench train ...) it trains with "
                     "DistributedDataParallel; data.batch_size is then the global batch.")
     p.add_argument("--variant", help="supernet variant (rankbench list variants); default: the preset's")
-    p.add_argument("--preset", default=DEFAULT_PRESET,
-                   help=f"preset name or .toml path (rankbench list presets); default {DEFAULT_PRESET}")
     p.add_argument("--space", help="search space (rankbench list spaces); default: the preset's")
-    p.add_argument("--m", type=int, help="maximum number of active paths (1..4)")
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
     p.add_argument("--epochs", type=int, help="training epochs (train.epochs)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
     p.add_argument("--out", type=Path, help="run directory (default: named after the config under --runs-root)")
     p.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override any config field, e.g. --set train.lr=0.01 (repeatable; applied last)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
+    add_config_options(p)
     p.set_defaults(func=run_train)
 
     lp = subparsers.add_parser("list", help="list registered variants, search spaces or presets",
@@ -43,24 +36,8 @@ def add_parser(subparsers) -> None:
 
 def build_config(args: argparse.Namespace):
     """Preset, then the named options, then --set overrides."""
-    from rankbench.config import ConfigError, apply_overrides, load_preset
-
-    try:
-        cfg = load_preset(args.preset)
-        named = {"model.variant": args.variant, "model.space": args.space, "model.m": args.m,
-                 "train.seed": args.seed, "train.epochs": args.epochs, "train.device": args.device}
-        cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
-        cfg = apply_overrides(cfg, args.overrides)
-    except ConfigError as e:
-        raise CLIError(str(e)) from None
-    from rankbench.spaces import SPACES
-    from rankbench.supernet import VARIANTS
-
-    if cfg.model.variant not in VARIANTS:
-        raise CLIError(f"unknown variant {cfg.model.variant!r}; variants: {', '.join(VARIANTS.names())}")
-    if cfg.model.space not in SPACES:
-        raise CLIError(f"unknown search space {cfg.model.space!r}; spaces: {', '.join(SPACES.names())}")
-    return cfg
+    return config_from_args(args, {"model.variant": args.variant, "model.space": args.space,
+                                   "train.seed": args.seed, "train.epochs": args.epochs})
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -9,40 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rankbench.data.cifar10 import CIFAR10Splits, ImageSet, load_cifar10
 
-__all__ = ["load_splits", "downsample", "ResizedImageSet", "VALID_RESOLUTIONS"]
+__all__ = ["load_splits", "downsample", "VALID_RESOLUTIONS"]
 
 #: sides that divide CIFAR-10's 32 pixels evenly (pooling windows of 1, 2, 4, ... pixels)
 VALID_RESOLUTIONS = (32, 16, 8, 4, 2, 1)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ResizedImageSet(ImageSet):
-    """An :class:`ImageSet` of square images smaller than 32x32 (uint8 [N, 3, R, R]).
-
-    ``ImageSet`` insists on 32x32; this subclass only relaxes the side. (If ``ImageSet``
-    learns to accept any square side, this class can go.)
-    """
-
-    def __post_init__(self) -> None:
-        x, y = self.images, self.labels
-        if (x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3]):
-            raise ValueError(f"images must be uint8 [N, 3, R, R], got {x.dtype} {list(x.shape)}")
-        if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
-            raise ValueError(f"labels must be int64 [{len(x)}], got {y.dtype} {list(y.shape)}")
-
-    @property
-    def resolution(self) -> int:
-        return int(self.images.shape[-1])
-
-    def subset(self, indices) -> "ResizedImageSet":
-        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        return ResizedImageSet(self.images[idx].contiguous(), self.labels[idx].contiguous())
 
 
 def downsample(images: torch.Tensor, resolution: int, *, chunk: int = 4096) -> torch.Tensor:
@@ -79,6 +54,6 @@ def load_splits(data_cfg, *, progress: bool = True) -> CIFAR10Splits:
                           split_seed=data_cfg.split_seed, progress=progress)
     if res == 32:
         return splits
-    resized = {name: ResizedImageSet(downsample(s.images, res), s.labels)
+    resized = {name: ImageSet(downsample(s.images, res), s.labels)
                for name, s in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
     return dataclasses.replace(splits, **resized)

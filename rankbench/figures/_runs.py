@@ -73,26 +73,21 @@ def as_percent(values) -> np.ndarray:
 
 def load_scores(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The run's scores.csv with ``run`` (directory name), ``variant`` and ``seed`` columns."""
-    d = check_run_dir(run_dir)
-    path = d / SCORES
-    if not path.exists():
-        raise FileNotFoundError(f"{d} has no {SCORES}; score it with `rankbench run`")
-    cfg = rundir.load_config(d)
-    df = pd.read_csv(path, dtype=_SCORE_DTYPES)
-    df.insert(0, "run", d.name)
-    df.insert(1, "variant", cfg.model.variant)
-    df.insert(2, "seed", cfg.train.seed)
-    return df
+    return _load_run_csv(run_dir, SCORES, "score it with `rankbench run`", dtype=_SCORE_DTYPES)
 
 
 def load_train_log(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The run's train_log.csv with ``run``, ``variant`` and ``seed`` columns."""
+    return _load_run_csv(run_dir, TRAIN_LOG, "train it with `rankbench train`")
+
+
+def _load_run_csv(run_dir: str | os.PathLike, name: str, hint: str, dtype: dict | None = None) -> pd.DataFrame:
     d = check_run_dir(run_dir)
-    path = d / TRAIN_LOG
+    path = d / name
     if not path.exists():
-        raise FileNotFoundError(f"{d} has no {TRAIN_LOG}; train it with `rankbench train`")
+        raise FileNotFoundError(f"{d} has no {name}; {hint}")
     cfg = rundir.load_config(d)
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, dtype=dtype)
     df.insert(0, "run", d.name)
     df.insert(1, "variant", cfg.model.variant)
     df.insert(2, "seed", cfg.train.seed)

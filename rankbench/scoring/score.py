@@ -2,15 +2,18 @@
 accuracy and loss on a held-out split, with a resumable per-run cache.
 
 Fast by construction: the evaluation images are normalised once into one tensor on the
-network's device, the calibration batches are drawn once, and the BN state is restored in
-memory between candidates (only the BNs a candidate touched). A subnet chosen several times
-(``paper`` protocol) is scored once. Scoring runs in channels-last memory format (about 2x
-faster on CPU for these small-channel networks; the network is converted back afterwards).
+network's device, the calibration batches are drawn once, candidates are scored in groups of
+:data:`GROUP_SIZE` that compute the stem and the first cell's paths once per batch
+(:mod:`rankbench.scoring.batched`, the same numbers as one by one), and the BN state is
+restored in memory (no deep copy, no reload). A subnet chosen several times (``paper``
+protocol) is scored once. Scoring runs in channels-last memory format (about 2x faster on
+CPU for these small-channel networks; the network is converted back afterwards).
 
 Cache: ``run_dir/scores/<key>.csv`` holds one row per distinct subnet already scored;
 ``<key>`` hashes everything that changes a score (see :func:`score_key`). The file is
-rewritten atomically every :data:`FLUSH_EVERY` candidates and when scoring stops for any
-reason, so a rerun, or a run after an interruption, scores only the missing subnets.
+rewritten atomically after each group (one by one: every :data:`FLUSH_EVERY` candidates
+and when scoring stops for any reason), so a rerun, or a run after an interruption, scores
+only the missing subnets.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from torch import nn
 from rankbench import distributed
 from rankbench._io import atomic_path, write_json
 from rankbench.nb101.spec import matrix_to_string
+from rankbench.scoring.batched import score_group, supports_sharing
 from rankbench.scoring.calibrate import BNState, calibrate_bn
 from rankbench.scoring.protocols import Protocol, get_protocol
 
@@ -39,8 +43,11 @@ __all__ = [
 
 #: bump when a change to this module changes scores: old caches are then not reused
 SCORE_VERSION = 1
-#: the cache is rewritten after this many newly scored subnets
+#: the cache is rewritten after this many newly scored subnets (per-candidate loop)
 FLUSH_EVERY = 16
+#: candidates scored together, sharing the stem and first-cell work on each batch
+#: (:mod:`rankbench.scoring.batched`); the cache is rewritten after each group
+GROUP_SIZE = 32
 #: columns of a scores frame (one row per candidate, in candidate order)
 COLUMNS = ["subnet", "num_paths", "hash", "adjacency", "ops", "accuracy", "loss", "calibrated"]
 
@@ -228,7 +235,7 @@ def _write_cache(path: Path, rows: dict[str, dict[str, Any]]) -> None:
 def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cfg: Any, *, calibrate: bool,
                      protocol: "str | Protocol | None" = None, data_cfg: Any = None,
                      cache_path: str | Path | None = None, progress: bool = True,
-                     channels_last: bool = True) -> pd.DataFrame:
+                     channels_last: bool = True, group_size: int = GROUP_SIZE) -> pd.DataFrame:
     """Score each candidate subnet with the supernet ``net``.
 
     For each distinct candidate: with ``calibrate``, re-estimate the BNs it uses
@@ -242,7 +249,9 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
     Deterministic for a seed. With ``cache_path`` the scored subnets are cached there and
     only the missing ones are scored (see the module docstring). ``channels_last`` runs the
     forward passes in that memory format (faster; the same numbers up to float rounding; a
-    cache is per format, see :func:`score_key`).
+    cache is per format, see :func:`score_key`). Candidates are scored ``group_size`` at a
+    time sharing the stem and first-cell work (:mod:`rankbench.scoring.batched`; the same
+    numbers as one by one); ``group_size=1`` scores them one by one.
     """
     proto = get_protocol(protocol or score_cfg.protocol)
     candidates = list(candidates)
@@ -256,7 +265,8 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
         def work(mine: list) -> dict:
             part: dict = {}
             _score_into(part, net, mine, splits, score_cfg, proto, calibrate=calibrate, data_cfg=data_cfg,
-                        cache=None, progress=progress and distributed.is_main(), channels_last=channels_last)
+                        cache=None, progress=progress and distributed.is_main(), channels_last=channels_last,
+                        group_size=group_size)
             return part
 
         rows.update(distributed.gather_sharded(todo, work, key=lambda s: s.code))
@@ -265,7 +275,7 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
         distributed.barrier()
     elif todo:
         _score_into(rows, net, todo, splits, score_cfg, proto, calibrate=calibrate, data_cfg=data_cfg,
-                    cache=cache, progress=progress, channels_last=channels_last)
+                    cache=cache, progress=progress, channels_last=channels_last, group_size=group_size)
     out = []
     for s in candidates:
         r = rows[s.code]
@@ -275,7 +285,7 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
 
 def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_cfg: Any, proto: Protocol, *,
                 calibrate: bool, data_cfg: Any, cache: Path | None, progress: bool,
-                channels_last: bool = True) -> None:
+                channels_last: bool = True, group_size: int = GROUP_SIZE) -> None:
     device = _device_of(net)
     images, labels = eval_tensors(splits, score_cfg.eval_split, size=score_cfg.eval_size, seed=score_cfg.seed,
                                   device=device)
@@ -290,29 +300,41 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
         images = images.contiguous(memory_format=torch.channels_last)
         calib = [b.contiguous(memory_format=torch.channels_last) for b in calib] if calib is not None else None
         restore_format = _to_channels_last(net)
-    new = 0
-    it: Iterable = todo
+    share = group_size > 1 and supports_sharing(net)
+    groups = [todo[i:i + group_size] for i in range(0, len(todo), group_size)] if share else [[s] for s in todo]
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(todo, desc=f"scoring ({'calibrated' if calibrate else 'no calibration'})", unit="subnet",
-                  leave=False)
+        bar = tqdm(total=len(todo), desc=f"scoring ({'calibrated' if calibrate else 'no calibration'})",
+                   unit="subnet", leave=False)
+    new = 0
     try:
-        for s in it:
-            touched = calibrate_bn(net, s, calib, reset=proto.calib_reset) if calibrate else []
-            try:
-                acc, loss = evaluate(net, s, images, labels, score_cfg.eval_batch_size)
-            finally:
-                if state is not None:
-                    state.restore(touched)
-            rows[s.code] = {**subnet_columns(s), "accuracy": acc, "loss": loss, "calibrated": bool(calibrate)}
-            new += 1
-            if cache is not None and new % FLUSH_EVERY == 0:
+        for group in groups:
+            if share:
+                results = score_group(net, group, images, labels, calib=calib, reset=proto.calib_reset,
+                                      batch_size=score_cfg.eval_batch_size)
+            else:
+                s = group[0]
+                touched = calibrate_bn(net, s, calib, reset=proto.calib_reset) if calibrate else []
+                try:
+                    results = [evaluate(net, s, images, labels, score_cfg.eval_batch_size)]
+                finally:
+                    if state is not None:
+                        state.restore(touched)
+            for s, (acc, loss) in zip(group, results):
+                rows[s.code] = {**subnet_columns(s), "accuracy": acc, "loss": loss, "calibrated": bool(calibrate)}
+            new += len(group)
+            if bar is not None:
+                bar.update(len(group))
+            if cache is not None and (share or new % FLUSH_EVERY == 0):
                 _write_cache(cache, rows)
     finally:
+        if bar is not None:
+            bar.close()
         if restore_format:
             net.to(memory_format=torch.contiguous_format)
-        if cache is not None and new % FLUSH_EVERY:
+        if cache is not None and new and not share and new % FLUSH_EVERY:
             _write_cache(cache, rows)
 
 

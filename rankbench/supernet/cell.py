@@ -4,6 +4,11 @@
 projection from the cell input followed by its op; node 5 sums the active nodes, then
 1x1 conv -> normalisation variant -> ReLU. :class:`SPOSCell` gives every distinct path
 combination (NB101 hash class) its own weights, as the SPOS baseline of the paper.
+
+Both take an optional ``memo`` (a dict, one per input batch): the outputs of the modules that
+read only the cell input (:meth:`input_modules`) are computed once and reused by every
+subnet run on the same input. Scoring uses it on the first cell, whose input, the stem's
+output, is the same for every candidate.
 """
 from __future__ import annotations
 
@@ -38,20 +43,23 @@ class MixPathCell(nn.Module):
         """Projection + op of choice node ``node`` (0-based) running ``op``."""
         return self.paths[node][op_key(op)]
 
-    def aggregate(self, x: Tensor, subnet: Subnet) -> Tensor:
+    def aggregate(self, x: Tensor, subnet: Subnet, memo: dict | None = None) -> Tensor:
         """Node 5's input: the sum of the active paths' outputs."""
         out = None
-        for i in subnet.active:
-            y = self.paths[i][op_key(subnet.ops[i])](x)
+        for path in self.input_modules(subnet):
+            y = run_memo(path, x, memo)
             out = y if out is None else out + y
         return out
 
-    def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
-        return self.relu(self.norm(self.node5(self.aggregate(x, subnet)), subnet))
+    def forward(self, x: Tensor, subnet: Subnet, memo: dict | None = None) -> Tensor:
+        return self.relu(self.norm(self.node5(self.aggregate(x, subnet, memo)), subnet))
+
+    def input_modules(self, subnet: Subnet) -> list[nn.Module]:
+        """The modules of ``subnet`` that read only the cell input: its active paths, in order."""
+        return [self.paths[i][op_key(subnet.ops[i])] for i in subnet.active]
 
     def used_modules(self, subnet: Subnet) -> list[nn.Module]:
-        mods: list[nn.Module] = [self.paths[i][op_key(subnet.ops[i])] for i in subnet.active]
-        return mods + [self.node5] + list(self.norm.bns(subnet))
+        return self.input_modules(subnet) + [self.node5] + list(self.norm.bns(subnet))
 
     def used_bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
         return _bns(self.used_modules(subnet))
@@ -106,14 +114,29 @@ class SPOSCell(nn.Module):
         except KeyError:
             raise ValueError(f"subnet {subnet.code!r} is not in this SPOS supernet's space") from None
 
-    def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
-        return self.candidate(subnet)(x)
+    def forward(self, x: Tensor, subnet: Subnet, memo: dict | None = None) -> Tensor:
+        return run_memo(self.candidate(subnet), x, memo)
+
+    def input_modules(self, subnet: Subnet) -> list[nn.Module]:
+        """The whole candidate reads only the cell input."""
+        return [self.candidate(subnet)]
 
     def used_modules(self, subnet: Subnet) -> list[nn.Module]:
         return [self.candidate(subnet)]
 
     def used_bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
         return _bns(self.used_modules(subnet))
+
+
+def run_memo(module: nn.Module, x: Tensor, memo: dict | None) -> Tensor:
+    """``module(x)``, looked up in / stored into ``memo`` when given. A memo is valid for one
+    input ``x`` and one state of the module (mode, BN statistics): the caller's contract."""
+    if memo is None:
+        return module(x)
+    y = memo.get(module)
+    if y is None:
+        y = memo[module] = module(x)
+    return y
 
 
 def _bns(mods: Sequence[nn.Module]) -> list[nn.BatchNorm2d]:
@@ -126,5 +149,5 @@ def _bns(mods: Sequence[nn.Module]) -> list[nn.BatchNorm2d]:
     return out
 
 
-__all__ = ["MixPathCell", "SPOSCell"]
+__all__ = ["MixPathCell", "SPOSCell", "run_memo"]
 _ = torch  # torch is re-exported by type hints only

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from rankbench.spaces.base import Subnet
-from rankbench.supernet.cell import _bns
+from rankbench.supernet.cell import _bns, run_memo
 from rankbench.supernet.ops import ConvBnRelu
 
 #: an architecture for one forward pass: one subnet shared by every cell, or one per cell
@@ -21,6 +21,11 @@ class Supernet(nn.Module):
     stem 3x3 conv-BN-ReLU (``width`` channels) -> ``stacks`` stacks of ``cells_per_stack``
     cells, 2x2 max-pool and channel doubling between stacks -> global average pool -> linear.
     ``forward(x, arch)`` runs only the modules ``arch`` uses, so only they get gradients.
+
+    ``forward(x, arch, memo=memo)`` with one dict per input batch reuses, across the subnets
+    run on that batch, the outputs of :meth:`shared_modules` (the stem, and the first cell's
+    modules that read only the stem's output): exactly the numbers of separate forward
+    passes, as long as those modules' mode and BN statistics do not change in between.
     """
 
     def __init__(self, space, variant: str, make_cell: Callable[[int, int], nn.Module], *, width: int = 128,
@@ -70,16 +75,16 @@ class Supernet(nn.Module):
             raise ValueError(f"got {len(arch)} subnets for {self.num_cells} cells; give one, or one per cell")
         return arch
 
-    def features(self, x: Tensor, arch: Arch) -> Tensor:
-        x = self.stem(x)
+    def features(self, x: Tensor, arch: Arch, memo: dict | None = None) -> Tensor:
+        x = run_memo(self.stem, x, memo)
         for i, (cell, sub) in enumerate(zip(self.cells, self._per_cell(arch))):
             if i in self._downsample_before:
                 x = self.pool(x)
-            x = cell(x, sub)
+            x = cell(x, sub, memo) if i == 0 else cell(x, sub)
         return x
 
-    def forward(self, x: Tensor, arch: Arch) -> Tensor:
-        return self.classifier(torch.mean(self.features(x, arch), dim=(2, 3)))
+    def forward(self, x: Tensor, arch: Arch, memo: dict | None = None) -> Tensor:
+        return self.classifier(torch.mean(self.features(x, arch, memo), dim=(2, 3)))
 
     # -- what a subnet uses ------------------------------------------------------------------
     def used_modules(self, arch: Arch) -> list[nn.Module]:
@@ -88,6 +93,11 @@ class Supernet(nn.Module):
             mods.extend(cell.used_modules(sub))
         mods.append(self.classifier)
         return mods
+
+    def shared_modules(self, arch: Arch) -> list[nn.Module]:
+        """The modules of ``arch`` whose output depends on the input batch only, not on the
+        rest of the architecture: the stem and the first cell's ``input_modules``."""
+        return [self.stem] + list(self.cells[0].input_modules(self._per_cell(arch)[0]))
 
     def used_parameters(self, arch: Arch) -> Iterator[tuple[str, nn.Parameter]]:
         """(name, parameter) of every weight ``arch`` uses, each once."""
