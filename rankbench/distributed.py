@@ -32,10 +32,12 @@ What a distributed run means (:func:`rankbench.train.fit` does this when a proce
   BN state is restored in memory after each), rank 0 gathers them in the single-process
   order and writes the cache, so the scores are those of a single process.
 
-Costs to know: DDP all-reduces every gradient bucket each step, those of unused parameters
-too (as zeros), so a step moves the whole supernet's gradient (paper preset: lsbn 52.9M
-parameters, 212 MB in fp32, while a subnet uses 14M on average; spos 489M, 1.96 GB), and
-DDP keeps bucket copies of that size. With the paper's global batch of 96, N GPUs train on
+Communication: DDP on its own all-reduces every gradient bucket each step, those of unused
+parameters too (as zeros), so a step would move the whole supernet's gradient (paper preset:
+lsbn 52.9M parameters, 212 MB in fp32, while a subnet uses 14M on average; spos 489M,
+1.96 GB). :func:`wrap_ddp` installs a communication hook (:class:`UsedGradientReducer`) that
+sends only the gradients of the step's subnet; DDP still keeps bucket copies of the whole
+gradient in memory. With the paper's global batch of 96, N GPUs train on
 96 / N images each, so the speed-up flattens quickly; to use more GPUs at full load, raise
 ``data.batch_size`` (and ``train.lr``) explicitly: both are in the training fingerprint.
 """
@@ -44,6 +46,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -53,7 +56,8 @@ from torch import nn
 __all__ = [
     "env_world_size", "is_distributed", "rank", "local_rank", "world_size", "is_main", "backend", "init_from_env",
     "cleanup", "barrier", "broadcast_object", "all_gather_objects", "all_reduce_sum", "main_first",
-    "shard_bounds", "ShardedBatchLoader", "wrap_ddp", "gather_sharded", "describe",
+    "shard_bounds", "ShardedBatchLoader", "wrap_ddp", "grad_reducer", "UsedGradientReducer", "gather_sharded",
+    "describe",
 ]
 
 
@@ -230,15 +234,90 @@ class ShardedBatchLoader:
         return self.batches()
 
 
-def wrap_ddp(model: nn.Module) -> nn.Module:
+def wrap_ddp(model: nn.Module, *, used_only: bool = True) -> nn.Module:
     """``model`` in DistributedDataParallel for supernet training: ``find_unused_parameters``
     (a subnet uses a fraction of the weights), no buffer broadcast (BN running statistics
-    stay per rank; rank 0's are saved). Inputs are expected on the model's device already."""
+    stay per rank; rank 0's are saved). Inputs are expected on the model's device already.
+
+    With ``used_only`` a :class:`UsedGradientReducer` replaces DDP's all-reduce: tell it the
+    step's parameters (``train_step(..., used=...)`` does) and only their gradients travel."""
     from torch.nn.parallel import DistributedDataParallel
 
     if isinstance(model, DistributedDataParallel):
         return model
-    return DistributedDataParallel(model, device_ids=None, find_unused_parameters=True, broadcast_buffers=False)
+    with warnings.catch_warnings():  # torch 2.13 deprecates broadcast_buffers; its successor
+        # still syncs buffers at init, and torch < 2.13 lacks it: keep the flag, skip the notice
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+        ddp = DistributedDataParallel(model, device_ids=None, find_unused_parameters=True, broadcast_buffers=False)
+    if used_only:
+        reducer = UsedGradientReducer()
+        ddp.register_comm_hook(reducer, UsedGradientReducer.reduce)
+        ddp.rankbench_reducer = reducer
+    return ddp
+
+
+def grad_reducer(model: nn.Module) -> "UsedGradientReducer | None":
+    """The :class:`UsedGradientReducer` of a model wrapped by :func:`wrap_ddp` (also under
+    ``torch.compile``), else None."""
+    while model is not None:
+        reducer = model.__dict__.get("rankbench_reducer")
+        if reducer is not None:
+            return reducer
+        model = model.__dict__.get("_modules", {}).get("_orig_mod")
+    return None
+
+
+class UsedGradientReducer:
+    """A DDP communication hook that averages only the gradients of the parameters in use.
+
+    DDP all-reduces every gradient bucket each step; for parameters the subnet did not use it
+    sends zeros (a supernet step uses about a quarter of an lsbn supernet's weights, and a
+    tiny part of an spos one). Every rank trains the same subnet, so every rank knows the same
+    used set: a bucket with no used parameter is not sent at all, a bucket with some is sent
+    as one packed tensor of just their gradients, a bucket with only used ones as is. The
+    unused slots keep their zeros, which is what averaging zeros gives; DDP still leaves
+    unused parameters' ``grad`` at None. Call :meth:`set_used` before each backward; with no
+    used set (``None``) it all-reduces everything, like DDP's default hook.
+
+    ``sent`` and ``total`` count the gradient elements sent and those DDP would have sent.
+    """
+
+    def __init__(self) -> None:
+        self.used: set[int] | None = None
+        self.sent = 0
+        self.total = 0
+
+    def set_used(self, params: "Sequence[nn.Parameter] | None") -> None:
+        self.used = None if params is None else {id(p) for p in params}
+
+    def reduce(self, bucket):  # DDP calls hook(state, bucket): registered as (self, reduce)
+        # no annotations: DDP compares them with the real classes
+        buf = bucket.buffer()
+        world = dist.get_world_size()
+        self.total += buf.numel()
+        grads = bucket.gradients()
+        used = self.used
+        sel = grads if used is None else [g for p, g in zip(bucket.parameters(), grads) if id(p) in used]
+        if not sel:  # nothing in use: the zeros stay (the average of zeros)
+            fut: torch.futures.Future = torch.futures.Future()
+            fut.set_result(buf)
+            return fut
+        if len(sel) == len(grads):  # all in use: the buffer as is (DDP's default hook)
+            self.sent += buf.numel()
+            buf.div_(world)
+            return dist.all_reduce(buf, async_op=True).get_future().then(lambda f: f.value()[0])
+        packed = torch.cat([g.reshape(-1) for g in sel]).div_(world)
+        self.sent += packed.numel()
+
+        def unpack(f: torch.futures.Future) -> torch.Tensor:
+            out, pos = f.value()[0], 0
+            for g in sel:
+                n = g.numel()
+                g.copy_(out[pos:pos + n].view_as(g))
+                pos += n
+            return buf
+
+        return dist.all_reduce(packed, async_op=True).get_future().then(unpack)
 
 
 # -- scoring ---------------------------------------------------------------------------------

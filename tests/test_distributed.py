@@ -9,7 +9,8 @@ runs, in order:
    ranks must agree to stop after the same step; rank 0 writes one checkpoint), then
    ``rankbench train --resume``;
 3. one DDP step on each of two subnets: weights and momentum of the paths only the first
-   uses must not move in the second (DDP leaves their grad None);
+   uses must not move in the second (DDP leaves their grad None); and the used-only
+   all-reduce (wrap_ddp's hook) gives bit for bit the update of DDP's full all-reduce;
 4. ``rankbench run --calibrate`` reusing the finished training of 1: scoring sharded over
    the ranks, gathered by rank 0 into scores.csv.
 
@@ -134,6 +135,22 @@ def _worker(rank: int, port: int, home: str, root: str, truth: str) -> None:
     same = distributed.all_gather_objects({k: v.clone() for k, v in net.state_dict().items()
                                            if k.endswith("weight")})
     _check(all(torch.equal(same[0][k], same[1][k]) for k in same[0]), "ranks hold different weights")
+
+    # 3b. all-reducing only the used gradients (wrap_ddp's hook) == DDP's all-reduce of all
+    nets, opts, ddps = [], [], []
+    for used_only in (False, True):
+        torch.manual_seed(0)
+        nets.append(supernet_from_config(cfg.model))
+        opts.append(make_optimizer(nets[-1], cfg.train))
+        ddps.append(distributed.wrap_ddp(nets[-1], used_only=used_only))
+    for sub in (a, b, a, Subnet.from_code("31")):
+        for n_, o_, d_ in zip(nets, opts, ddps):
+            train_step(d_, o_, x, y, sub, grad_clip=5.0, used=[p for _, p in n_.used_parameters(sub)])
+    p0, p1 = dict(nets[0].named_parameters()), dict(nets[1].named_parameters())
+    _check(all(torch.equal(p0[k], p1[k]) for k in p0), "the used-only all-reduce changed the update")
+    reducer = distributed.grad_reducer(ddps[1])
+    _check(distributed.grad_reducer(ddps[0]) is None and reducer is not None, "reducer not installed")
+    _check(0 < reducer.sent < reducer.total, f"sent {reducer.sent} of {reducer.total} gradient elements")
 
     # 4. the ranking pipeline: reuses run 1, shards the scoring, rank 0 writes scores.csv
     _check(main(["run", "--calibrate", "--runs-root", str(root_p / "runs"), "--no-progress", "--set",

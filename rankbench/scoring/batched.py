@@ -13,6 +13,12 @@ per-candidate loop would make to them. The BNs that differ per candidate (all ot
 candidate uses) have their running statistics swapped in and out for each candidate: each
 candidate sees exactly the statistics it would see alone. The results are the per-candidate
 loop's, bit for bit (tested, and asserted by ``bench/bench_scoring.py``).
+
+Memory: on top of one forward pass, a batch's memo holds the stem's output and the outputs of
+the first cell's paths the group uses (at most m x 3 for S4), each the size of one
+activation of that batch: at the paper's size (width 128, 32x32, float32) about 0.5 MB per
+image each, so ~3.4 GB for an evaluation batch of 500 with all 12 paths. Lower
+``score.eval_batch_size`` to shrink it (accuracies do not depend on it).
 """
 from __future__ import annotations
 
