@@ -116,13 +116,12 @@ def _calibrate_group(net: nn.Module, group: list, calib: Sequence[torch.Tensor],
     """Calibrate every subnet of ``group``; returns each one's private BN statistics. The
     shared BNs end up calibrated in the network (the same for every subnet)."""
     private = [_private_bns(net, s) for s in group]
-    shared: dict[int, _BN] = {}
-    for s in group:
-        for b in bns_of(net, s):
-            shared.setdefault(id(b), b)
-    for bns in private:
-        for b in bns:
-            shared.pop(id(b), None)
+    private_ids = {id(b) for bns in private for b in bns}
+    shared = {id(b): b for s in group for b in bns_of(net, s) if id(b) not in private_ids}
+    for s in group:  # a BN is shared for every subnet or for none (else the memo would be wrong)
+        if any(id(b) in private_ids for mod in net.shared_modules(s) for b in mod.modules()):
+            raise RuntimeError(f"{type(net).__name__}: a BN of a shared module is per-candidate for "
+                               f"another subnet; score with group_size=1")
     if reset:  # shared BNs: reset once; cumulative average, as calibrate_bn does for each subnet
         for b in list(shared.values()) + [b for bns in private for b in bns]:
             b.momentum = None
