@@ -61,4 +61,39 @@ def versions() -> dict[str, str]:
                 out[mod] = __import__(mod).__version__
         except Exception:  # pragma: no cover - optional
             out[mod] = "unavailable"
+    out["rankbench_source"] = source_fingerprint()
+    commit = _git_commit()
+    if commit:
+        out["rankbench_git"] = commit
     return out
+
+
+def source_fingerprint() -> str:
+    """sha256 (12 hex) of rankbench's own source files: two runs with the same version
+    string but different code (an edited checkout) are told apart."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    files = [f for f in sorted(root.rglob("*.py")) + sorted(root.rglob("*.toml"))
+             if f.relative_to(root).parts[0] != "bundled"]  # data scripts, where a wheel puts them
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def _git_commit() -> str | None:
+    """``<commit>`` or ``<commit>-dirty`` of the checkout rankbench runs from, if it is one."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--",
+                                "rankbench"], capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")

@@ -318,6 +318,9 @@ def test_train_supernet_reuses_finished_run(tmp_path):
     assert d.parent == tmp_path and (d / "supernet.pt").exists()
     versions = json.loads((d / "versions.json").read_text())
     assert versions["device"].startswith("cpu")
+    from rankbench._io import source_fingerprint  # the code that trained it, beyond the version string
+
+    assert versions["rankbench_source"] == source_fingerprint() and len(versions["rankbench_source"]) == 12
     mtime = (d / "supernet.pt").stat().st_mtime_ns
     assert train_supernet(cfg, runs_root=tmp_path, progress=False) == d
     assert (d / "supernet.pt").stat().st_mtime_ns == mtime
