@@ -78,6 +78,7 @@ class ScoreConfig:
     eval_size: int = 0  # 0 = the whole eval split
     drop_lowest: int = 0  # "paper": tau over all but the N lowest scored (30 in the public code)
     seed: int = 0
+    group_size: int = 32  # candidates scored together, sharing the stem's work (same numbers); 1 = one by one
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,18 @@ def test_repeated_candidates_are_scored_once(splits, monkeypatch, group_size):
     assert df.loc[0, "accuracy"] == df.loc[2, "accuracy"] == df.loc[3, "accuracy"]
 
 
+def test_group_size_comes_from_the_config(splits, monkeypatch):
+    net = _trained_like()
+    cands = net.space.subnets()[:5]
+    groups = []
+    real = score_mod.score_group
+    monkeypatch.setattr(score_mod, "score_group", lambda n, g, *a, **k: groups.append(len(g)) or real(n, g, *a, **k))
+    score_candidates(net, cands, splits, replace(SCORE, group_size=2), calibrate=True, progress=False)
+    assert groups == [2, 2, 1]
+    with pytest.raises(ValueError, match="group_size must be >= 1"):
+        score_candidates(net, cands, splits, replace(SCORE, group_size=0), calibrate=True, progress=False)
+
+
 def test_eval_subset_is_deterministic(splits):
     x1, y1 = eval_tensors(splits, "valid", size=10, seed=3)
     x2, y2 = eval_tensors(splits, "valid", size=10, seed=3)

@@ -235,7 +235,7 @@ def _write_cache(path: Path, rows: dict[str, dict[str, Any]]) -> None:
 def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cfg: Any, *, calibrate: bool,
                      protocol: "str | Protocol | None" = None, data_cfg: Any = None,
                      cache_path: str | Path | None = None, progress: bool = True,
-                     channels_last: bool = True, group_size: int = GROUP_SIZE) -> pd.DataFrame:
+                     channels_last: bool = True, group_size: int | None = None) -> pd.DataFrame:
     """Score each candidate subnet with the supernet ``net``.
 
     For each distinct candidate: with ``calibrate``, re-estimate the BNs it uses
@@ -251,9 +251,14 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
     forward passes in that memory format (faster; the same numbers up to float rounding; a
     cache is per format, see :func:`score_key`). Candidates are scored ``group_size`` at a
     time sharing the stem and first-cell work (:mod:`rankbench.scoring.batched`; the same
-    numbers as one by one); ``group_size=1`` scores them one by one.
+    numbers as one by one); ``group_size=1`` scores them one by one. Default:
+    ``score_cfg.group_size`` (:data:`GROUP_SIZE` when it has none).
     """
     proto = get_protocol(protocol or score_cfg.protocol)
+    if group_size is None:
+        group_size = getattr(score_cfg, "group_size", GROUP_SIZE)
+    if int(group_size) < 1:
+        raise ValueError(f"score.group_size must be >= 1 (1 = one candidate at a time), got {group_size}")
     candidates = list(candidates)
     if not candidates:
         raise ValueError("no candidates to score")
