@@ -15,9 +15,8 @@ from pathlib import Path
 from rankbench.cli import EXIT_INTERRUPTED, EXIT_OK, CLIError
 from rankbench.cli._config import add_config_options, config_from_args
 
-def add_parser(subparsers) -> None:
-    from rankbench.scoring import list_protocols
 
+def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="train (or reuse) a supernet, score every candidate, measure the ranking",
         description="For each seed: train the supernet (a finished run is reused), score the candidates "
@@ -26,12 +25,7 @@ def add_parser(subparsers) -> None:
                     "(mean ± std) goes to runs/summary-.../.")
     p.add_argument("--variant", help="supernet variant (rankbench list variants); default: the preset's")
     p.add_argument("--calibrate", action="store_true", help="also score with BN post-calibration")
-    p.add_argument("--seeds", type=int, default=1, help="number of training seeds (train.seed + i); default 1")
-    p.add_argument("--protocol", choices=list_protocols(),
-                   help="clean (default): distinct subnets, fresh calibration statistics on training data, "
-                        "held-out validation, mean truth; paper: the public MixPath code's protocol")
-    p.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
-    add_config_options(p)
+    _ranking_options(p)
     p.set_defaults(func=cmd_run)
 
     a = subparsers.add_parser(
@@ -40,10 +34,7 @@ def add_parser(subparsers) -> None:
                     "calibration and write one table (CSV and Markdown) to runs/ablation-<preset>/.")
     a.add_argument("--variants", nargs="+", default=None,
                    help="variants to compare (default: bn lsbn esbn scale spos)")
-    a.add_argument("--seeds", type=int, default=1, help="training seeds per variant; default 1")
-    a.add_argument("--protocol", choices=list_protocols(), help="ranking protocol (default clean)")
-    a.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
-    add_config_options(a)
+    _ranking_options(a)
     a.set_defaults(func=cmd_ablation)
 
     t = subparsers.add_parser(
@@ -64,6 +55,19 @@ def add_parser(subparsers) -> None:
                                                   "concatenate the CSVs afterwards)")
     add_config_options(t)
     t.set_defaults(func=cmd_truth)
+
+
+def _ranking_options(p: argparse.ArgumentParser) -> None:
+    """What run and ablation share: --seeds, --protocol, --runs-root and the config options."""
+    from rankbench.scoring import list_protocols
+
+    p.add_argument("--seeds", type=int, default=1,
+                   help="training seeds (train.seed + i) per variant; default 1")
+    p.add_argument("--protocol", choices=list_protocols(),
+                   help="clean (default): distinct subnets, fresh calibration statistics on training data, "
+                        "held-out validation, mean truth; paper: the public MixPath code's protocol")
+    p.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
+    add_config_options(p)
 
 
 def _config(args: argparse.Namespace, **named):

@@ -71,12 +71,6 @@ class _Stats:
                 nbt.copy_(b.num_batches_tracked)
 
 
-def _private_bns(net: nn.Module, arch: Any) -> list[_BN]:
-    """The BNs ``arch`` uses outside the shared modules (their statistics are per candidate)."""
-    shared = {id(m) for mod in net.shared_modules(arch) for m in mod.modules()}
-    return [b for b in bns_of(net, arch) if id(b) not in shared]
-
-
 @torch.no_grad()
 def score_group(net: nn.Module, group: Sequence[Any], images: torch.Tensor, labels: torch.Tensor, *,
                 calib: Sequence[torch.Tensor] | None, reset: bool, batch_size: int) -> list[tuple[float, float]]:
@@ -115,13 +109,15 @@ def score_group(net: nn.Module, group: Sequence[Any], images: torch.Tensor, labe
 def _calibrate_group(net: nn.Module, group: list, calib: Sequence[torch.Tensor], *, reset: bool) -> list[_Stats]:
     """Calibrate every subnet of ``group``; returns each one's private BN statistics. The
     shared BNs end up calibrated in the network (the same for every subnet)."""
-    private = [_private_bns(net, s) for s in group]
-    private_ids = {id(b) for bns in private for b in bns}
-    shared = {id(b): b for s in group for b in bns_of(net, s) if id(b) not in private_ids}
-    for s in group:  # a BN is shared for every subnet or for none (else the memo would be wrong)
-        if any(id(b) in private_ids for mod in net.shared_modules(s) for b in mod.modules()):
-            raise RuntimeError(f"{type(net).__name__}: a BN of a shared module is per-candidate for "
-                               f"another subnet; score with group_size=1")
+    private: list[list[_BN]] = []  # per subnet: the BNs outside its shared modules
+    shared: dict[int, _BN] = {}
+    for s in group:
+        inside = {id(m) for mod in net.shared_modules(s) for m in mod.modules()}
+        private.append([b for b in bns_of(net, s) if id(b) not in inside])
+        shared.update((id(b), b) for b in bns_of(net, s) if id(b) in inside)
+    if shared.keys() & {id(b) for bns in private for b in bns}:  # else the memo would be wrong
+        raise RuntimeError(f"{type(net).__name__}: a BN of a shared module is per-candidate for "
+                           f"another subnet; score with group_size=1")
     if reset:  # shared BNs: reset once; cumulative average, as calibrate_bn does for each subnet
         for b in list(shared.values()) + [b for bns in private for b in bns]:
             b.momentum = None

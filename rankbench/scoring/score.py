@@ -294,18 +294,18 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
     device = _device_of(net)
     images, labels = eval_tensors(splits, score_cfg.eval_split, size=score_cfg.eval_size, seed=score_cfg.seed,
                                   device=device)
-    calib = state = None
+    calib = None
     if calibrate:
         calib = calibration_batches(splits, proto.calib_split, num_batches=score_cfg.calib_batches,
                                     batch_size=score_cfg.calib_batch_size, seed=score_cfg.seed,
                                     augment=proto.calib_augment, data_cfg=data_cfg, device=device)
-        state = BNState(net)
     restore_format = False
     if channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)
         calib = [b.contiguous(memory_format=torch.channels_last) for b in calib] if calib is not None else None
         restore_format = _to_channels_last(net)
     share = group_size > 1 and supports_sharing(net)
+    state = BNState(net) if calibrate and not share else None  # one by one: restore in memory
     groups = [todo[i:i + group_size] for i in range(0, len(todo), group_size)] if share else [[s] for s in todo]
     bar = None
     if progress:
