@@ -18,6 +18,25 @@ import pandas as pd
 from rankbench._io import atomic_path, write_json
 
 
+def _command(cmd: str) -> str:
+    """A recorded command line without machine paths: absolute paths become their file name."""
+    return " ".join(Path(tok).name if tok.startswith("/") else tok for tok in cmd.split(" "))
+
+
+def _relativize(side: dict) -> None:
+    """Shipped provenance holds no absolute machine path (commands, data source)."""
+    from rankbench._paths import display_path
+
+    if "command" in side:
+        side["command"] = _command(side["command"])
+    for s in side.get("sessions", []):
+        if "command" in s:
+            s["command"] = _command(s["command"])
+    data = side.get("data") or {}
+    if isinstance(data.get("source"), str) and data["source"].startswith("/"):
+        data["source"] = display_path(data["source"])
+
+
 def main(argv: list[str]) -> int:
     out, parts = Path(argv[0]), [Path(p) for p in argv[1:]]
     side = json.loads(out.with_suffix(".json").read_text())
@@ -41,6 +60,15 @@ def main(argv: list[str]) -> int:
     side["rows"] = int(len(merged))
     side["total_wall_s"] = round(float(merged["wall_s"].sum()), 1)
     side["merged_from"] = [p.name for p in parts]
+    _relativize(side)
+    try:  # how well this truth can agree with a noise-free one (split halves of the seeds)
+        from rankbench.truth import load_truth_csv
+
+        rel = load_truth_csv(out).describe().get("reliability")
+        if rel:
+            side["reliability"] = rel
+    except (ImportError, AttributeError, ValueError) as e:
+        print(f"note: reliability not computed ({e})")
     side["finished"] = bool(len(merged) == side["space"]["hash_classes"] * len(side["seeds"]))
     write_json(out.with_suffix(".json"), side)
     print(f"{out}: {len(merged)} rows ({len(rows) - len(merged)} duplicates dropped), finished={side['finished']}")
