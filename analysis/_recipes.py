@@ -10,25 +10,31 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable
 
 ANALYSIS_DIR = Path(__file__).resolve().parent
 
 
-def parser(doc: str, variants: tuple[str, ...] | None = None, cell: bool = False) -> argparse.ArgumentParser:
-    """The options every recipe takes (``--runs-root``, ``--preset``, ``--out``, ``--device``,
-    ``--set``), plus ``--variants`` and ``--cell`` where they apply."""
+def parser(doc: str, variants: Callable[[str], list[str]] | None = None, cell: bool = False,
+           variants_help: str = "") -> argparse.ArgumentParser:
+    """The options every recipe takes (``--runs-root``, ``--preset``, ``--space``, ``--out``,
+    ``--device``, ``--set``), plus ``--variants`` and ``--cell`` where they apply.
+    ``variants(space) -> names``: the default variants, read from the variant registry once
+    the space is known (see :func:`variants`)."""
     first = doc.strip().splitlines()[0]
     p = argparse.ArgumentParser(description=first, epilog=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs-root", type=Path, default=None,
                    help="where run directories are found and trained (default $RANKBENCH_RUNS or ./runs)")
     p.add_argument("--preset", default="quick", help="preset name or .toml path (default quick)")
+    p.add_argument("--space", default=None, help="search space (space.name; default: the preset's)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default analysis/out/<preset>/)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (train.device)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override any config field (repeatable), e.g. --set train.epochs=5")
     if variants is not None:
-        p.add_argument("--variants", nargs="+", default=list(variants),
-                       help=f"supernet variants (default: {' '.join(variants)})")
+        p.add_argument("--variants", nargs="+", default=None,
+                       help=f"supernet variants (default: {variants_help or 'from the variant registry'})")
+        p.set_defaults(default_variants=variants)
     if cell:
         p.add_argument("--cells", type=int, nargs="+", default=None,
                        help="cells (0-based) of the per-cell figures (default: every cell)")
@@ -37,13 +43,24 @@ def parser(doc: str, variants: tuple[str, ...] | None = None, cell: bool = False
 
 
 def config(args: argparse.Namespace, variant: str | None = None):
-    """The preset, then ``variant`` and ``--device``, then ``--set`` overrides."""
+    """The preset, then ``--space``, ``variant`` and ``--device``, then ``--set`` overrides."""
     from rankbench.config import apply_overrides, load_preset
 
     cfg = load_preset(args.preset)
-    named = {"model.variant": variant, "train.device": args.device}
+    named = {"space.name": args.space, "model.variant": variant, "train.device": args.device}
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
     return apply_overrides(cfg, args.overrides)
+
+
+def variants(args: argparse.Namespace) -> list[str]:
+    """``--variants``, else the recipe's default for the config's space (from the registry)."""
+    if args.variants:
+        return list(args.variants)
+    space = config(args).space.name
+    names = args.default_variants(space)
+    if not names:
+        raise ValueError(f"no variant for this recipe supports search space {space!r}")
+    return names
 
 
 def out_dir(args: argparse.Namespace) -> Path:
@@ -63,14 +80,15 @@ def trained_run(args: argparse.Namespace, variant: str) -> Path:
                                progress=not args.no_progress))
 
 
-def scored_run(args: argparse.Namespace, variant: str) -> Path:
-    """The run directory of ``variant`` with scores.csv and metrics.json (``rankbench run
-    --calibrate``): trains and scores what is missing, reuses the rest."""
+def scored_report(args: argparse.Namespace, variant: str) -> Path:
+    """The report directory (``<run dir>/reports/<name>/``: scores.csv, metrics.json) of
+    ``variant`` scored with and without BN calibration (``rankbench run --calibrate``): trains
+    and scores what is missing, reuses the rest."""
     from rankbench.pipeline import run
 
     results, _ = run(config(args, variant), calibrate=True, seeds=1, runs_root=args.runs_root,
                      progress=not args.no_progress, echo=None)
-    return Path(results[0].run_dir)
+    return Path(results[0].report_dir)
 
 
 def copy_into(src: Path, dst: Path) -> Path:

@@ -18,13 +18,15 @@ import _recipes as R
 
 
 def main() -> None:
-    p = R.parser(__doc__, variants=("bn", "lsbn", "esbn", "scale", "spos"))
+    from rankbench.supernet import list_variants
+
+    p = R.parser(__doc__, variants=list_variants, variants_help="every variant the space supports")
     p.add_argument("--seeds", type=int, default=1, help="training seeds per variant (default 1)")
     args = p.parse_args()
     from rankbench.pipeline import ablation
 
     out = R.out_dir(args)
-    table, where = ablation(R.config(args), args.variants, seeds=args.seeds, runs_root=args.runs_root,
+    table, where = ablation(R.config(args), R.variants(args), seeds=args.seeds, runs_root=args.runs_root,
                             progress=not args.no_progress)
     written = [R.copy_into(where / "ablation.csv", out / "ablation_table.csv"),
                R.copy_into(where / "ablation.md", out / "ablation_table.md")]

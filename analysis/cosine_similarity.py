@@ -6,6 +6,7 @@ active paths is about k times as long as one path. For every cell of each varian
 supernet: pairwise cosine similarity of every single (node, op) path and of sums of 2..m
 paths on a fixed batch of training images, and each feature's magnitude relative to the
 single paths it sums (marks at k for parallel and sqrt(k) for orthogonal features).
+S4 only: the features are S4 paths (another space is refused with a message).
 
 Outputs (analysis/out/<preset>/): cosine_<variant>_cell<N>.{png,pdf,csv}.
 
@@ -17,18 +18,21 @@ import _recipes as R
 
 
 def main() -> None:
-    args = R.parser(__doc__, variants=("lsbn",), cell=True).parse_args()
+    args = R.parser(__doc__, variants=lambda space: ["lsbn"], variants_help="lsbn, the paper's method",
+                    cell=True).parse_args()
     from rankbench.figures import COSINE_IMAGES, feature_images
     from rankbench.figures._runs import run_label
-    from rankbench.figures.cosine import compute_cosine, default_input_arch, plot_cosine
+    from rankbench.figures.cosine import applies_to, compute_cosine, default_input_arch, plot_cosine
     from rankbench.figures.style import save_figure
-    from rankbench.train import load_supernet
+    from rankbench.rundir import RunDir
 
     out = R.out_dir(args)
     written = []
-    for variant in args.variants:
-        run_dir = R.trained_run(args, variant)
-        net, cfg = load_supernet(run_dir)
+    for variant in R.variants(args):
+        net, cfg = RunDir(R.trained_run(args, variant)).load_supernet()
+        why = applies_to(net)
+        if why:
+            raise ValueError(f"{variant}: {why}")
         x = feature_images(cfg, COSINE_IMAGES)
         arch = default_input_arch(net.space.m)
         for c in args.cells if args.cells is not None else range(net.num_cells):

@@ -2,8 +2,9 @@
 
 Regenerates the paper's ranking-correlation figure (MixPath, Chu et al., ICCV 2023: one-shot
 accuracy of S4 subnets against their NAS-Bench-101 accuracy; the paper reports Kendall
-tau 0.597 for LSBN with BN calibration). One point per subnet, coloured by number of active
-paths, without and with BN post-calibration; plus the supernet's training curves.
+tau 0.597 for LSBN with BN calibration). One point per candidate, coloured by number of active
+paths (S4) or the space's descriptive column, without and with BN post-calibration; plus the
+supernet's training curves. The report read is named in the title and the CSV.
 
 Trains and scores what is missing (``rankbench run --calibrate`` for each variant).
 
@@ -18,25 +19,29 @@ import _recipes as R
 
 
 def main() -> None:
-    args = R.parser(__doc__, variants=("lsbn",)).parse_args()
-    from rankbench.figures._runs import load_config, load_scores, load_train_log, run_label, truth_label
+    args = R.parser(__doc__, variants=lambda space: ["lsbn"], variants_help="lsbn, the paper's method").parse_args()
+    from rankbench.figures._runs import group_column, load_scores, load_train_log, run_label, truth_label
     from rankbench.figures.ranking import (compute_rank_agreement, compute_training_curves, plot_rank_agreement,
                                            plot_training_curves)
     from rankbench.figures.style import save_figure
+    from rankbench.reports import load_report
 
     out = R.out_dir(args)
     written = []
-    for variant in args.variants:
-        run_dir = R.scored_run(args, variant)
-        cfg = load_config(run_dir)
-        df = compute_rank_agreement(load_scores(run_dir))
-        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}", truth_label=truth_label(cfg))
+    for variant in R.variants(args):
+        rep = load_report(R.scored_report(args, variant))
+        run_dir, cfg = rep.run_dir, rep.config
+        scores = load_scores(rep.path)
+        by = group_column(cfg, scores)
+        df = compute_rank_agreement(scores, by=by)
+        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}; report {rep.name}",
+                                  truth_label=truth_label(cfg), by=by)
         written += save_figure(fig, out / f"rank_agreement_{variant}", df)
         log = compute_training_curves(load_train_log(run_dir))
         written += save_figure(plot_training_curves(log, f"Supernet training: {run_label(cfg)}"),
                                out / f"training_curves_{variant}", log)
         taus = df.groupby("calibration")["kendall_tau"].first().round(3).to_dict()
-        print(f"{variant}: Kendall tau {taus} ({run_dir})")
+        print(f"{variant}: Kendall tau {taus} ({rep.label})")
     R.report(written)
 
 

@@ -14,46 +14,48 @@ spos_vs_mixpath_accuracy.{png,pdf,csv}.
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 import _recipes as R
 
 
 def _tau(metrics: dict, setting: str, level: str):
+    """Kendall tau of a report's metrics.json for one setting and level (None if absent)."""
     m = (metrics.get("metrics", {}).get(setting) or {}).get(level) or {}
     return m.get("kendall_tau")
 
 
 def main() -> None:
-    args = R.parser(__doc__, variants=("spos", "lsbn")).parse_args()
+    args = R.parser(__doc__, variants=lambda space: ["spos", "lsbn"], variants_help="spos lsbn").parse_args()
     from rankbench._io import atomic_path, write_text
-    from rankbench.figures._runs import load_config, load_scores, run_label, truth_label
-    from rankbench.figures.distributions import compute_accuracy_by_paths, plot_accuracy_by_paths
+    from rankbench.figures import pooled_scores
+    from rankbench.figures._runs import group_column, load_scores, run_label, truth_label
+    from rankbench.figures.distributions import column_label, compute_accuracy_by_group, plot_accuracy_by_group
     from rankbench.figures.ranking import compute_rank_agreement, plot_rank_agreement
     from rankbench.figures.style import save_figure, variant_label
+    from rankbench.reports import load_report
     from rankbench.supernet import supernet_from_config
 
     out = R.out_dir(args)
-    written, rows, scores = [], [], []
-    for variant in args.variants:
-        run_dir = R.scored_run(args, variant)
-        cfg = load_config(run_dir)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        s = load_scores(run_dir)
-        scores.append(s)
-        df = compute_rank_agreement(s)
-        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}", truth_label=truth_label(cfg))
+    written, rows, reports = [], [], []
+    for variant in R.variants(args):
+        rep = load_report(R.scored_report(args, variant))
+        reports.append(rep.path)
+        cfg, metrics = rep.config, rep.metrics
+        s = load_scores(rep.path)
+        by = group_column(cfg, s)
+        df = compute_rank_agreement(s, by=by)
+        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}; report {rep.name}",
+                                  truth_label=truth_label(cfg), by=by)
         written += save_figure(fig, out / f"spos_vs_mixpath_rank_{variant}", df)
         rows.append({
             "variant": variant, "label": variant_label(variant),
-            "params_M": supernet_from_config(cfg.model).param_count() / 1e6,
+            "params_M": supernet_from_config(cfg).param_count() / 1e6,
             "tau_no_calib_subnet": _tau(metrics, "no_calib", "per_subnet"),
             "tau_calib_subnet": _tau(metrics, "calib", "per_subnet"),
             "tau_no_calib_class": _tau(metrics, "no_calib", "per_class"),
             "tau_calib_class": _tau(metrics, "calib", "per_class"),
-            "run_dir": str(run_dir),
+            "report": rep.label,
         })
     table = pd.DataFrame(rows)
     with atomic_path(out / "spos_vs_mixpath.csv", suffix=".csv") as tmp:
@@ -66,9 +68,9 @@ def main() -> None:
                   f"{fmt(r['tau_no_calib_class'])} | {fmt(r['tau_calib_class'])} |")
     write_text(out / "spos_vs_mixpath.md", "\n".join(md) + "\n")
     written += [out / "spos_vs_mixpath.csv", out / "spos_vs_mixpath.md"]
-    acc = compute_accuracy_by_paths(pd.concat(scores, ignore_index=True))
-    cfg = R.config(args)
-    fig = plot_accuracy_by_paths(acc, f"SPOS vs MixPath: one-shot accuracy by active paths ({cfg.preset} preset)")
+    scores, by, what = pooled_scores(reports)
+    acc = compute_accuracy_by_group(scores, by=by)
+    fig = plot_accuracy_by_group(acc, by, f"SPOS vs MixPath: one-shot accuracy by {column_label(by)} ({what})")
     written += save_figure(fig, out / "spos_vs_mixpath_accuracy", acc)
     print("\n".join(md))
     R.report(written)

@@ -40,3 +40,23 @@ def data_home() -> Path:
     """``$RANKBENCH_HOME`` or ``~/.cache/rankbench``: where imported/downloaded data goes."""
     env = os.environ.get("RANKBENCH_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rankbench"
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as a table or shipped file should show it: bundled files as ``data/<name>``
+    (the repository's folder, installed as ``rankbench.bundled``), files under the working
+    directory relative to it, anything else unchanged. Keeps machine paths out of tables."""
+    p = Path(path)
+    try:
+        rp = p.resolve()
+    except OSError:
+        return str(p)
+    for root, shown in ((bundled_dir().resolve(), "data"), (_REPO_DATA.resolve(), "data")):
+        try:
+            return str(Path(shown) / rp.relative_to(root))
+        except ValueError:
+            pass
+    try:
+        return str(rp.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

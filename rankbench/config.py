@@ -13,21 +13,43 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rankbench.spaces.base import SpaceSettings
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The supernet: search space, normalisation variant and NB101 skeleton size."""
+    """The supernet: normalisation variant and NB101 skeleton size (the search space and its
+    settings are the ``[space]`` section)."""
 
-    space: str = "s4"
-    m: int = 4  # maximum number of active paths (candidate nodes 1..m)
     variant: str = "lsbn"
     width: int = 128  # stem channels; doubled after each stack (NB101: 128)
     stacks: int = 3
     cells_per_stack: int = 3
     num_classes: int = 10
     bn_momentum: float = 0.1
+
+    # -- compatibility: the space and m lived here; read cfg.space instead ------------------
+    @property
+    def space_section(self) -> "SpaceSettings":
+        """The ``[space]`` section of the RunConfig this came from (S4's defaults if none)."""
+        sec = self.__dict__.get("_space")
+        return sec if sec is not None else _space_section_from_dict({})
+
+    @property
+    def space(self) -> str:
+        """Deprecated: ``cfg.space.name``."""
+        return self.space_section.name
+
+    @property
+    def m(self) -> int:
+        """Deprecated: ``cfg.space.m`` (S4's setting)."""
+        try:
+            return self.space_section.m
+        except AttributeError:
+            raise AttributeError(f"search space {self.space!r} has no setting m") from None
 
 
 @dataclass(frozen=True)
@@ -48,7 +70,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Supernet training (defaults: the public MixPath code's hyper-parameters)."""
+    """Supernet training (defaults: the public MixPath code's hyper-parameters).
+
+    ``amp`` (bf16 autocast) takes effect on CUDA only: on CPU it is ignored (bf16 autocast
+    there is slower on most CPUs and would change the numbers of CPU runs) and does not enter
+    the training fingerprint (see :meth:`takes_effect`). ``compile`` takes effect on every
+    device. ``device``, ``checkpoint_every``, ``checkpoint_interval_s``, ``num_threads`` and
+    ``tensorboard`` never change the trained weights and never enter the fingerprint.
+    """
 
     epochs: int = 200
     lr: float = 0.025
@@ -58,11 +87,18 @@ class TrainConfig:
     sampling: str = "shared"  # "shared": one subnet for all cells per step; "per_cell"
     seed: int = 2020
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bf16 autocast on CUDA; no effect on CPU (and then not in the fingerprint)
     channels_last: bool = True  # NHWC memory format (faster on CUDA and, for narrow nets, on CPU)
-    compile: bool = False  # torch.compile the supernet (CUDA)
+    compile: bool = False  # compile the supernet's static blocks (rankbench.supernet.compile)
     checkpoint_every: int = 1  # epochs between checkpoints
+    checkpoint_interval_s: float = 300.0  # also checkpoint within an epoch this often; 0 = epoch ends only
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    tensorboard: bool = False  # event files in <run dir>/tensorboard/ (pip install "rankbench[tb]")
+
+    def takes_effect(self, name: str, device_type: str) -> bool:
+        """Whether field ``name`` acts on a ``device_type`` ("cpu", "cuda") training:
+        ``amp`` only on CUDA, every other field everywhere."""
+        return not (name == "amp" and device_type != "cuda")
 
 
 @dataclass(frozen=True)
@@ -94,14 +130,28 @@ class TruthConfig:
     train_epochs: int = 0  # measured truth: epochs per from-scratch training (0 = train.epochs)
 
 
+def _default_space() -> "SpaceSettings":
+    return _space_section_from_dict({})
+
+
 @dataclass(frozen=True)
 class RunConfig:
     preset: str = "paper"
+    #: the search space: ``name`` and the space's own settings (a SpaceSettings subclass)
+    space: "SpaceSettings" = field(default_factory=_default_space)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     truth: TruthConfig = field(default_factory=TruthConfig)
+
+    def __post_init__(self):
+        if isinstance(self.space, dict):
+            object.__setattr__(self, "space", _space_section_from_dict(self.space))
+        # compatibility: cfg.model.m / cfg.model.space read this RunConfig's [space]
+        model = replace(self.model)
+        object.__setattr__(model, "_space", self.space)
+        object.__setattr__(self, "model", model)
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +159,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        d = _migrate(d)
         kw: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in d:
@@ -130,15 +181,72 @@ class RunConfig:
         blob = json.dumps({k: d[k] for k in keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
-    def training_fingerprint(self) -> str:
-        """Everything that changes the trained weights (not scoring, truth or the device)."""
+    def training_fingerprint(self, device_type: str | None = None) -> str:
+        """Everything that changes the trained weights on a ``device_type`` ("cpu", "cuda")
+        training; None: where ``train.device`` resolves here ("auto": CUDA when available).
+        Not scoring, truth, the device, checkpointing, threads or logging; a train field that
+        has no effect there (``amp`` on CPU) counts as its default, so it moves no run."""
+        if device_type is None:
+            device_type = _device_type(self.train.device)
         d = self.to_dict()
-        train = {k: v for k, v in d["train"].items() if k not in ("device", "checkpoint_every", "num_threads")}
-        blob = json.dumps({"model": d["model"], "data": d["data"], "train": train}, sort_keys=True)
+        default = dataclasses.asdict(TrainConfig())
+        train = {k: (v if self.train.takes_effect(k, device_type) else default[k]) for k, v in d["train"].items()
+                 if k not in _NOT_TRAINING}
+        blob = json.dumps({"model": _model_identity(d), "data": d["data"], "train": train}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+#: train fields that never change the trained weights
+_NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "num_threads", "tensorboard")
+
+
+def _device_type(device: str) -> str:
+    """"cpu" / "cuda" for a ``train.device`` value; "auto" asks torch (imported only then)."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device.partition(":")[0]
+
+
+def _model_identity(d: dict[str, Any]) -> dict[str, Any]:
+    """The ``model`` part of the training fingerprint: the model section plus the space's
+    name and settings, as the model section held them before ``[space]`` existed (so S4
+    runs keep their fingerprints and run directories)."""
+    space = dict(d["space"])
+    return {**d["model"], "space": space.pop("name"), **space}
+
+
+def _migrate(d: dict[str, Any]) -> dict[str, Any]:
+    """A config dict written before ``[space]`` existed (``model.space``, ``model.m``)
+    moved to today's form; others are returned as they are."""
+    model = d.get("model")
+    if not isinstance(model, dict) or not ({"space", "m"} & set(model)):
+        return d
+    model = dict(model)
+    space = dict(d.get("space") or {})
+    if "space" in model:
+        space.setdefault("name", model.pop("space"))
+    if "m" in model:
+        space.setdefault("m", model.pop("m"))
+    return {**d, "model": model, "space": space}
+
+
+def _space_section_from_dict(d: dict[str, Any]) -> "SpaceSettings":
+    """The ``[space]`` section: the settings class the named space registered (default s4),
+    each field coerced to its type; an unknown field lists the space's known ones."""
+    from rankbench.spaces import space_settings
+
+    name = str(d.get("name", "s4"))
+    try:
+        cls = space_settings(name)
+    except KeyError as e:
+        raise ConfigError(f"space.name: {e.args[0]}") from None
+    return _build_section("space", cls, {**d, "name": name})
+
+
 SECTIONS = {
+    "space": None,  # the space's own SpaceSettings class (rankbench.spaces.space_settings)
     "model": ModelConfig,
     "data": DataConfig,
     "train": TrainConfig,
@@ -179,15 +287,26 @@ def _coerce(section: str, name: str, typ: Any, value: Any) -> Any:
 
 
 def _section_from_dict(section: str, d: dict[str, Any]) -> Any:
-    cls = SECTIONS[section]
+    if section == "space":
+        return _space_section_from_dict(d)
+    return _build_section(section, SECTIONS[section], d)
+
+
+def _build_section(section: str, cls: type, d: dict[str, Any]) -> Any:
     hints = get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names
     if unknown:
+        what = f"[{section}]" if section != "space" else f"[space] (space {d.get('name')!r})"
         raise ConfigError(
-            f"unknown field(s) in [{section}]: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}"
+            f"unknown field(s) in {what}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}"
         )
-    return cls(**{k: _coerce(section, k, hints[k], v) for k, v in d.items()})
+    try:
+        return cls(**{k: _coerce(section, k, hints[k], v) for k, v in d.items()})
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"[{section}]: {e}") from None
 
 
 def list_presets() -> list[str]:
@@ -216,10 +335,15 @@ def load_preset(name_or_path: str) -> RunConfig:
 def apply_overrides(cfg: RunConfig, overrides: list[str] | dict[str, Any]) -> RunConfig:
     """Apply ``section.field=value`` overrides (CLI ``--set``) or a {dotted: value} dict."""
     items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    # compatibility: model.space / model.m are space.name / space.m; the space's name first, so
+    # that its settings are checked against the space chosen
+    items = [(_ALIASES.get(k, k), v) for k, v in items if v is not None]
+    items.sort(key=lambda kv: kv[0] != "space.name")
     for key, value in items:
-        if value is None:
-            continue
         section, _, name = key.partition(".")
+        if section == "space" and name:
+            cfg = _override_space(cfg, key, name, value)
+            continue
         if section not in SECTIONS or not name:
             raise ConfigError(f"override {key!r}: use section.field with section in {', '.join(SECTIONS)}")
         sec = getattr(cfg, section)
@@ -231,6 +355,27 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | dict[str, Any]) -> Ru
             value = _parse_scalar(value)
         cfg = replace(cfg, **{section: replace(sec, **{name: _coerce(section, name, hints[name], value)})})
     return cfg
+
+
+#: old override names -> today's
+_ALIASES = {"model.space": "space.name", "model.m": "space.m"}
+
+
+def _override_space(cfg: RunConfig, key: str, name: str, value: Any) -> RunConfig:
+    d = dataclasses.asdict(cfg.space)
+    if name == "name":
+        value = str(value)
+        if value == d["name"]:
+            return cfg
+        d = {"name": value}  # another space: its own defaults
+    elif name not in d:
+        raise ConfigError(f"override {key!r}: search space {d['name']!r} has no setting {name!r}; "
+                          f"known: {', '.join(sorted(k for k in d if k != 'name')) or '(none)'}")
+    else:
+        if isinstance(value, str) and get_type_hints(type(cfg.space))[name] is not str:
+            value = _parse_scalar(value)
+        d[name] = value
+    return replace(cfg, space=_space_section_from_dict(d))
 
 
 def _split(item: str) -> tuple[str, str]:
@@ -245,3 +390,126 @@ def _parse_scalar(v: str) -> Any:
         return tomllib.loads(f"x = {v}")["x"]
     except tomllib.TOMLDecodeError:
         return v
+
+
+# -- validation: everything a run depends on, checked before anything is created --------------
+#: (dotted key, test, rule); a key the schema lacks (an older or newer config) is skipped
+_RULES: tuple[tuple[str, Any, str], ...] = (
+    ("model.width", lambda v: v >= 1, "must be >= 1"),
+    ("model.stacks", lambda v: v >= 1, "must be >= 1"),
+    ("model.cells_per_stack", lambda v: v >= 1, "must be >= 1"),
+    ("model.num_classes", lambda v: v >= 2, "must be >= 2"),
+    ("model.bn_momentum", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    ("data.train_size", lambda v: v >= 0, "must be >= 0 (0 = the whole split)"),
+    ("data.valid_size", lambda v: v >= 0, "must be >= 0 (0 = the whole split)"),
+    ("data.test_size", lambda v: v >= 0, "must be >= 0 (0 = the whole split)"),
+    ("data.batch_size", lambda v: v >= 1, "must be >= 1"),
+    ("data.cutout", lambda v: v >= 0, "must be >= 0 (0 = no cutout)"),
+    ("data.crop_padding", lambda v: v >= 0, "must be >= 0"),
+    ("data.resolution", lambda v: v >= 1 and 32 % v == 0, "must divide 32 (32, 16, 8, 4, 2 or 1)"),
+    ("train.epochs", lambda v: v >= 1, "must be >= 1"),
+    ("train.lr", lambda v: v > 0, "the learning rate must be > 0"),
+    ("train.momentum", lambda v: v >= 0, "must be >= 0"),
+    ("train.weight_decay", lambda v: v >= 0, "must be >= 0"),
+    ("train.grad_clip", lambda v: v >= 0, "must be >= 0 (0 = no clipping)"),
+    ("train.sampling", lambda v: v in ("shared", "per_cell"), "must be 'shared' or 'per_cell'"),
+    ("train.checkpoint_every", lambda v: v >= 1, "must be >= 1"),
+    ("train.checkpoint_interval_s", lambda v: v >= 0, "must be >= 0 (0 = only at epoch ends)"),
+    ("train.num_threads", lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),
+    ("score.candidates", lambda v: v >= 0, "must be >= 0 (0 = every distinct subnet)"),
+    ("score.calib_batches", lambda v: v >= 1, "must be >= 1"),
+    ("score.calib_batch_size", lambda v: v >= 1, "must be >= 1"),
+    ("score.eval_split", lambda v: v in ("train", "valid", "test"), "must be 'train', 'valid' or 'test'"),
+    ("score.eval_batch_size", lambda v: v >= 1, "must be >= 1"),
+    ("score.eval_size", lambda v: v >= 0, "must be >= 0 (0 = the whole split)"),
+    ("score.drop_lowest", lambda v: v >= 0, "must be >= 0"),
+    ("score.group_size", lambda v: v >= 1, "must be >= 1 (1 = one by one)"),
+    ("truth.reduce", lambda v: v in ("mean", "random"), "must be 'mean' or 'random'"),
+    ("truth.epochs", lambda v: v >= 1, "must be >= 1"),
+    ("truth.seeds", lambda v: v >= 1, "must be >= 1"),
+    ("truth.train_epochs", lambda v: v >= 0, "must be >= 0 (0 = train.epochs)"),
+)
+
+
+def validate_config(cfg: RunConfig, *, device_check: bool = True) -> RunConfig:
+    """Check every value a run depends on, before anything is created; returns ``cfg``.
+
+    Ranges and choices of each field, the variant, search space (with the space's own
+    settings, by building it) and protocol against their registries, and, with
+    ``device_check``, that a CUDA device asked for exists here. One :class:`ConfigError`
+    lists every problem: the field, its value, the rule, how to set it.
+    """
+    import math
+    import re
+
+    problems: list[str] = []
+
+    def bad(key: str, value: Any, rule: str, fix: str | None = None) -> None:
+        problems.append(f"{key} = {value!r}: {rule}; {fix or f'set it with --set {key}=...'}")
+
+    nonfinite = set()
+    for section in SECTIONS:
+        sec = getattr(cfg, section)
+        for f in fields(sec):
+            v = getattr(sec, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                nonfinite.add(f"{section}.{f.name}")
+                bad(f"{section}.{f.name}", v, "must be a finite number")
+    for key, ok, rule in _RULES:
+        section, _, name = key.partition(".")
+        sec = getattr(cfg, section, None)
+        if key in nonfinite or sec is None or not hasattr(sec, name):
+            continue
+        if not ok(getattr(sec, name)):
+            bad(key, getattr(sec, name), rule)
+
+    from rankbench.scoring.protocols import PROTOCOLS
+    from rankbench.spaces import SPACES, create_space
+    from rankbench.supernet import VARIANTS, list_variants, variant_info
+
+    space_key, space_name, settings = "space.name", cfg.space.name, cfg.space.settings()
+    if space_name not in SPACES:
+        bad(space_key, space_name, f"unknown search space; spaces: {', '.join(SPACES.names())}",
+            "pick one with --space NAME (rankbench list spaces)")
+    else:
+        try:
+            create_space(space_name, **settings)
+        except (TypeError, ValueError) as e:
+            shown = ", ".join(f"space.{k} = {v!r}" for k, v in settings.items())
+            field_ = next(iter(settings)) if len(settings) == 1 else "<field>"
+            problems.append(f"{shown or space_key}: {e}; set it with --set space.{field_}=..."
+                            + (" or --m M" if "m" in settings else ""))
+    variant = cfg.model.variant
+    if variant not in VARIANTS:
+        bad("model.variant", variant, f"unknown variant; variants: {', '.join(VARIANTS.names())}",
+            "pick one with --variant NAME (rankbench list variants)")
+    elif space_name in SPACES and not variant_info(variant).supports(space_name):
+        bad("model.variant", variant, f"cannot be built on search space {space_name!r}; variants for it: "
+            f"{', '.join(list_variants(space_name)) or '(none)'}", "pick one with --variant NAME")
+    if cfg.score.protocol not in PROTOCOLS:
+        bad("score.protocol", cfg.score.protocol, f"unknown protocol; protocols: {', '.join(PROTOCOLS.names())}",
+            "pick one with --protocol NAME")
+
+    device = cfg.train.device
+    if cfg.train.tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            bad("train.tensorboard", True, "TensorBoard is not installed here",
+                'pip install "rankbench[tb]", or drop --tensorboard')
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        bad("train.device", device, "must be auto, cpu, cuda or cuda:N", "use --device auto|cpu|cuda|cuda:N")
+    elif device_check and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            bad("train.device", device, "CUDA is not available here", "use --device auto or --device cpu")
+        elif ":" in device and int(device.partition(":")[2]) >= torch.cuda.device_count():
+            bad("train.device", device, f"this machine has {torch.cuda.device_count()} CUDA device(s)",
+                "use --device cuda (the first) or cuda:N with a smaller N")
+
+    if problems:
+        head = "invalid config" + (f" ({len(problems)} problems)" if len(problems) > 1 else "")
+        raise ConfigError(head + ": " + problems[0] if len(problems) == 1
+                          else head + ":\n  " + "\n  ".join(problems))
+    return cfg

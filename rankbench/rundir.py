@@ -1,19 +1,23 @@
 """Run directories: one folder per trained supernet, holding everything needed to trace and
-re-run its numbers.
+re-run its numbers. :class:`RunDir` is the one owner of the layout: no other module types a
+file name of a run directory.
 
 Layout of ``runs/<name>/``::
 
-    config.json        the fully resolved RunConfig
-    versions.json      python, torch, numpy, ... versions; device; command line; start time
-    train_log.csv      one row per epoch
+    config.json          the fully resolved RunConfig
+    versions.json        python, torch, numpy, ... versions; device; command line; start time
+    train_log.csv        one row per epoch
     checkpoints/last.pt  the latest checkpoint (atomic), enough to resume exactly
-    supernet.pt        final weights, written when training finished
-    train_done.json    marks a finished training (epochs, wall time, final metrics)
-    scores/<key>.csv   cached scores per scoring setup (see rankbench.scoring)
-    scores.csv, metrics.json   the run's report (rankbench run)
+    supernet.pt          final weights, written when training finished
+    train_done.json      marks a finished training (epochs, wall time, final metrics)
+    tensorboard/         event files (``train.tensorboard``)
+    scores/<key>.csv     cached scores per scoring setup (see rankbench.scoring)
+    reports/<report>/    one report per scoring setup (rankbench run): scores.csv, metrics.json
 
-``<name>`` is ``<variant>-<preset>-m<M>-seed<S>-<training fingerprint>``, so a finished run
-with the same resolved training config is found and reused.
+``<name>`` is ``<variant>-<preset>-<space tag>-seed<S>-<training fingerprint>``, so a finished
+run with the same resolved training config is found and reused. A report's name is
+``<protocol>-<calib|nocalib>-<setup hash>`` (see :mod:`rankbench.reports`): two scoring setups
+of one supernet never overwrite each other.
 """
 from __future__ import annotations
 
@@ -26,7 +30,103 @@ from pathlib import Path
 from rankbench._io import versions, write_json
 from rankbench.config import RunConfig
 
+__all__ = ["RunDir", "runs_root", "run_name", "run_dir_for", "is_finished", "init_run_dir", "load_config",
+           "DEFAULT_ROOT"]
+
 DEFAULT_ROOT = Path("runs")
+
+
+class RunDir:
+    """The layout of one run directory: every file name, and whether the training finished."""
+
+    CONFIG = "config.json"
+    VERSIONS = "versions.json"
+    TRAIN_LOG = "train_log.csv"
+    CHECKPOINT = Path("checkpoints") / "last.pt"
+    SUPERNET = "supernet.pt"
+    DONE = "train_done.json"
+    TENSORBOARD = "tensorboard"
+    SCORES_CACHE = "scores"
+    REPORTS = "reports"
+    REPORT_SCORES = "scores.csv"
+    REPORT_METRICS = "metrics.json"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- file names ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def versions_path(self) -> Path:
+        return self.path / self.VERSIONS
+
+    @property
+    def train_log(self) -> Path:
+        return self.path / self.TRAIN_LOG
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def supernet(self) -> Path:
+        return self.path / self.SUPERNET
+
+    @property
+    def done_marker(self) -> Path:
+        return self.path / self.DONE
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / self.TENSORBOARD
+
+    @property
+    def scores_cache_dir(self) -> Path:
+        return self.path / self.SCORES_CACHE
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path / self.REPORTS
+
+    def report_dir(self, name: str) -> Path:
+        return self.reports_dir / name
+
+    # -- state ---------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    def is_finished(self) -> bool:
+        return self.done_marker.exists() and self.supernet.exists()
+
+    def load_config(self) -> RunConfig:
+        if not self.config_path.exists():
+            raise FileNotFoundError(f"{self.path} is not a rankbench run directory (no {self.CONFIG})")
+        return RunConfig.from_dict(json.loads(self.config_path.read_text()))
+
+    def reports(self) -> list[Path]:
+        """The finished reports of this run (directories holding a metrics.json), by name."""
+        if not self.reports_dir.is_dir():
+            return []
+        return sorted(p for p in self.reports_dir.iterdir() if (p / self.REPORT_METRICS).exists())
+
+    def load_supernet(self, map_location="cpu"):
+        """The trained supernet and its config (see :func:`rankbench.train.load_supernet`)."""
+        from rankbench.train import load_supernet
+
+        return load_supernet(self.path, map_location=map_location)
 
 
 def runs_root(root: str | os.PathLike | None = None) -> Path:
@@ -37,8 +137,15 @@ def runs_root(root: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_ROOT
 
 
+def _space_tag(cfg: RunConfig) -> str:
+    from rankbench.spaces import space_from_config
+
+    return space_from_config(cfg).tag
+
+
 def run_name(cfg: RunConfig) -> str:
-    return f"{cfg.model.variant}-{cfg.preset}-m{cfg.model.m}-seed{cfg.train.seed}-{cfg.training_fingerprint()}"
+    return (f"{cfg.model.variant}-{cfg.preset}-{_space_tag(cfg)}-seed{cfg.train.seed}-"
+            f"{cfg.training_fingerprint()}")
 
 
 def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
@@ -46,33 +153,28 @@ def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
 
 
 def is_finished(run_dir: str | os.PathLike) -> bool:
-    d = Path(run_dir)
-    return (d / "train_done.json").exists() and (d / "supernet.pt").exists()
+    return RunDir(run_dir).is_finished()
 
 
 def init_run_dir(run_dir: str | os.PathLike, cfg: RunConfig, *, device: str = "cpu") -> Path:
     """Create ``run_dir`` with its config and versions; an existing run must have the same
     training config (else a clear error: a different config needs a different directory)."""
-    d = Path(run_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    cfg_path = d / "config.json"
-    if cfg_path.exists():
-        old = RunConfig.from_dict(json.loads(cfg_path.read_text()))
+    rd = RunDir(run_dir)
+    if rd.config_path.exists():
+        old = rd.load_config()
         if old.training_fingerprint() != cfg.training_fingerprint():
             raise ValueError(
-                f"{d} holds a run with a different training config (fingerprint "
+                f"{rd.path} holds a run with a different training config (fingerprint "
                 f"{old.training_fingerprint()} vs {cfg.training_fingerprint()}); use another --out "
                 f"or delete that directory"
             )
-    write_json(cfg_path, cfg.to_dict())
+    rd.path.mkdir(parents=True, exist_ok=True)
+    write_json(rd.config_path, cfg.to_dict())
     info = versions()
     info.update(device=device, argv=sys.argv, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_json(d / "versions.json", info)
-    return d
+    write_json(rd.versions_path, info)
+    return rd.path
 
 
 def load_config(run_dir: str | os.PathLike) -> RunConfig:
-    p = Path(run_dir) / "config.json"
-    if not p.exists():
-        raise FileNotFoundError(f"{run_dir} is not a rankbench run directory (no config.json)")
-    return RunConfig.from_dict(json.loads(p.read_text()))
+    return RunDir(run_dir).load_config()

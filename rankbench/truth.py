@@ -31,7 +31,8 @@ from rankbench._io import atomic_path, versions, write_json
 
 __all__ = [
     "Truth", "TruthCoverage", "TruthCoverageError", "truth_from_store", "load_truth_csv", "load_truth",
-    "measure_truth", "measured_truth_path", "MEASURED_COLUMNS", "MIN_COVERAGE", "MIN_CANDIDATES",
+    "measure_truth", "measured_truth_path", "measured_truth_reliability", "MEASURED_COLUMNS", "MIN_COVERAGE",
+    "MIN_CANDIDATES",
 ]
 
 #: default coverage a ranking needs: this fraction of the candidates, and at least MIN_CANDIDATES
@@ -77,7 +78,8 @@ class TruthCoverage:
 class Truth:
     """Per-hash ground truth. ``table`` is indexed by NB101 hash with columns ``truth`` (mean
     over repeats), ``truth_std`` (population std over repeats; 0 for one repeat),
-    ``n_repeats`` and ``repeat_0``, ``repeat_1``, ... (NaN-padded).
+    ``n_repeats`` and ``repeat_0``, ``repeat_1``, ... (NaN where a class lacks that repeat).
+    For a measured truth, ``repeat_j`` is training seed ``repeat_seeds[j]`` for every class.
 
     ``reduce`` ("mean" or "random") and ``seed`` say how :meth:`values` turns repeats into one
     number per candidate."""
@@ -91,11 +93,45 @@ class Truth:
     epochs: int | None = None
     note: str = ""  # e.g. "bundled NB101 sample"
     provenance: dict[str, Any] = field(default_factory=dict)
+    repeat_seeds: tuple[int, ...] = ()  # the training seed of each repeat column (measured)
 
     @property
     def repeats(self) -> np.ndarray:
         cols = [c for c in self.table.columns if c.startswith("repeat_")]
         return self.table[cols].to_numpy(dtype=np.float64)
+
+    def repeats_for(self, hashes: Sequence[str]) -> np.ndarray:
+        """(candidates, repeats) array of each candidate hash's repeats, NaN where a hash or a
+        repeat is missing: what a bootstrap needs to resample the truth's own noise
+        (:func:`rankbench.metrics.rank_metrics` ``truth_repeats``)."""
+        reps = self.repeats
+        rows = self.table.index.get_indexer(list(hashes))
+        out = np.full((len(rows), reps.shape[1]), np.nan)
+        ok = rows >= 0
+        out[ok] = reps[rows[ok]]
+        return out
+
+    def reliability(self, *, n_splits: int = 100, seed: int = 0, target: float = 0.85) -> dict[str, Any] | None:
+        """Split-half estimate of how well this truth agrees with a noise-free one
+        (:func:`rankbench.metrics.split_half_reliability`); None with fewer than 2 repeats.
+
+        Uses every class on the repeats all classes have, or the classes with every repeat,
+        whichever keeps more values (more classes on a tie): a measurement in progress lacks
+        some seeds for some classes."""
+        from rankbench.metrics import split_half_reliability
+
+        reps = self.repeats
+        ok = ~np.isnan(reps)
+        cols = np.flatnonzero(ok.all(axis=0))
+        options = [(reps[:, cols], cols), (reps[ok.all(axis=1)], np.arange(reps.shape[1]))]
+        options = [(r, c) for r, c in options if r.shape[0] >= 3 and r.shape[1] >= 2]
+        if not options:
+            return None
+        use, used_cols = max(options, key=lambda o: (o[0].size, o[0].shape[0]))
+        rel = split_half_reliability(use, n_splits=n_splits, seed=seed, target=target)
+        if self.repeat_seeds:
+            rel["seeds"] = [int(self.repeat_seeds[j]) for j in used_cols]
+        return rel
 
     def __contains__(self, h: str) -> bool:
         return h in self.table.index
@@ -167,6 +203,11 @@ class Truth:
              "seed": self.seed, "epochs": self.epochs, "classes": int(len(self.table)),
              "repeats_per_class": {int(k): int(v) for k, v in
                                    self.table["n_repeats"].value_counts().sort_index().items()}}
+        if self.repeat_seeds:
+            d["seeds"] = [int(v) for v in self.repeat_seeds]
+        rel = self.reliability()
+        if rel is not None:
+            d["reliability"] = rel
         if self.note:
             d["note"] = self.note
         if self.provenance:
@@ -221,16 +262,20 @@ def truth_from_store(subnets: Iterable[Any], store, metric: str = "validation_ac
 
 # -- measured --------------------------------------------------------------------------------
 def measured_truth_path(preset: str) -> Path:
-    """Where the measured truth of a preset lives: the repo's ``data/truth-<preset>.csv``."""
-    from rankbench._paths import bundled_dir
+    """The measured truth of a preset: what ``rankbench truth`` wrote
+    (``$RANKBENCH_HOME/truth-<preset>.csv``) if it exists, else the shipped
+    ``data/truth-<preset>.csv``."""
+    from rankbench._paths import bundled_dir, data_home
 
-    return bundled_dir() / f"truth-{preset}.csv"
+    user = data_home() / f"truth-{preset}.csv"
+    return user if user.exists() else bundled_dir() / f"truth-{preset}.csv"
 
 
 def load_truth_csv(path: str | os.PathLike, metric: str = "validation_accuracy", reduce: str = "mean",
                    seed: int = 0, *, source: str = "measured") -> Truth:
     """A measured-truth CSV (``rankbench truth`` output): one row per (hash, seed); the
-    repeats of a hash are its seeds. Its JSON sidecar, if any, becomes the provenance."""
+    repeats of a hash are its seeds, one column per seed (sorted) so that split halves of the
+    seeds are the same seeds for every class. Its JSON sidecar, if any, becomes the provenance."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no truth CSV at {p}")
@@ -240,11 +285,17 @@ def load_truth_csv(path: str | os.PathLike, metric: str = "validation_accuracy",
                          f"measured truth has {', '.join(MEASURED_COLUMNS)}")
     df = df.dropna(subset=[metric])
     order = list(dict.fromkeys(df["hash"]))
-    groups = {h: g[metric].to_numpy(dtype=np.float64) for h, g in df.groupby("hash", sort=False)}
-    width = max((len(v) for v in groups.values()), default=1)
-    reps = np.full((len(order), width), np.nan)
-    for i, h in enumerate(order):
-        reps[i, :len(groups[h])] = groups[h]
+    seeds: tuple[int, ...] = ()
+    if "seed" in df.columns and len(df) and df["seed"].notna().all() and not df.duplicated(["hash", "seed"]).any():
+        seeds = tuple(int(v) for v in sorted(df["seed"].unique()))
+        reps = (df.pivot(index="hash", columns="seed", values=metric).reindex(index=order, columns=list(seeds))
+                .to_numpy(dtype=np.float64))
+    else:  # no seed column (or a seed twice): the rows of a hash in file order
+        groups = {h: g[metric].to_numpy(dtype=np.float64) for h, g in df.groupby("hash", sort=False)}
+        width = max((len(v) for v in groups.values()), default=1)
+        reps = np.full((len(order), width), np.nan)
+        for i, h in enumerate(order):
+            reps[i, :len(groups[h])] = groups[h]
     prov: dict[str, Any] = {}
     side = p.with_suffix(".json")
     if side.exists():
@@ -255,7 +306,18 @@ def load_truth_csv(path: str | os.PathLike, metric: str = "validation_accuracy",
         except (OSError, json.JSONDecodeError):
             prov = {}
     return Truth(table=_table(order, reps), source=source, location=str(p), metric=metric, reduce=reduce,
-                 seed=seed, epochs=None, provenance=prov)
+                 seed=seed, epochs=None, provenance=prov, repeat_seeds=seeds)
+
+
+def measured_truth_reliability(path: str | os.PathLike, *, metric: str = "validation_accuracy",
+                               n_splits: int = 100, seed: int = 0, target: float = 0.85) -> dict[str, Any]:
+    """The split-half reliability of a measured-truth CSV (for its JSON and data/README.md):
+    split-half tau, the estimated tau against a noise-free truth, the seeds ``target`` needs."""
+    rel = load_truth_csv(path, metric).reliability(n_splits=n_splits, seed=seed, target=target)
+    if rel is None:
+        raise ValueError(f"{path} has fewer than 2 seeds per hash class (or fewer than 3 classes with 2): "
+                         f"no split halves to compare; measure more seeds with `rankbench truth --seeds N`")
+    return rel
 
 
 def load_truth(cfg, subnets: Iterable[Any] | None = None) -> Truth:
@@ -281,7 +343,8 @@ def load_truth(cfg, subnets: Iterable[Any] | None = None) -> Truth:
         path = measured_truth_path(cfg.preset)
         if not path.exists():
             raise FileNotFoundError(
-                f"no measured truth for preset {cfg.preset!r} at {path}. Measure it with `rankbench truth "
+                f"no measured truth for preset {cfg.preset!r} (looked in $RANKBENCH_HOME, then the "
+                f"bundled data: {path}). Measure it with `rankbench truth "
                 f"--preset {cfg.preset}` (trains every hash class from scratch; resumable), or use NB101 "
                 f"truth: --set truth.source=nb101 with an imported store (rankbench data import "
                 f"nasbench_only108.tfrecord)")
@@ -316,7 +379,8 @@ def _measure_fingerprint(cfg) -> str:
     t = _truth_training_cfg(cfg, 0)
     d = t.to_dict()
     train = {k: v for k, v in d["train"].items() if k not in ("seed", "device", "checkpoint_every", "num_threads",
-                                                               "sampling", "compile")}
+                                                               "sampling", "compile", "checkpoint_interval_s",
+                                                               "tensorboard")}
     model = {k: d["model"][k] for k in ("width", "stacks", "cells_per_stack", "num_classes", "bn_momentum")}
     blob = json.dumps({"model": model, "data": d["data"], "train": train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -12,7 +12,7 @@ runs, in order:
    uses must not move in the second (DDP leaves their grad None); and the used-only
    all-reduce (wrap_ddp's hook) gives bit for bit the update of DDP's full all-reduce;
 4. ``rankbench run --calibrate`` reusing the finished training of 1: scoring sharded over
-   the ranks, gathered by rank 0 into scores.csv.
+   the ranks, gathered by rank 0 into the report's scores.csv.
 
 The test then checks the files and compares with single-process results in this process:
 the resumed training ends with the same weights as the uninterrupted one, and the
@@ -38,7 +38,7 @@ import torch
 from rankbench.config import apply_overrides, load_preset
 
 TINY = {
-    "model.width": 4, "model.cells_per_stack": 1, "model.m": 2, "data.resolution": 16, "data.train_size": 300,
+    "model.width": 4, "model.cells_per_stack": 1, "space.m": 2, "data.resolution": 16, "data.train_size": 300,
     "data.valid_size": 100, "data.test_size": 100, "data.batch_size": 32, "train.epochs": 2,
     "train.num_threads": 1, "train.device": "cpu", "score.calib_batches": 2, "score.calib_batch_size": 32,
     "score.eval_batch_size": 50,
@@ -92,7 +92,7 @@ def _worker(rank: int, port: int, home: str, root: str, truth: str) -> None:
     # 2. a SIGTERM to rank 1 only: both ranks stop after the same step, one checkpoint; resume
     cut = root_p / "cut"
     torch.manual_seed(cfg.train.seed)
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     with distributed.main_first():
         splits = load_splits(cfg.data, progress=False)
         if distributed.is_main():
@@ -116,7 +116,7 @@ def _worker(rank: int, port: int, home: str, root: str, truth: str) -> None:
     from rankbench.spaces import Subnet
 
     torch.manual_seed(0)
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     opt = make_optimizer(net, cfg.train)
     ddp = distributed.wrap_ddp(net)
     g = torch.Generator().manual_seed(rank)
@@ -140,7 +140,7 @@ def _worker(rank: int, port: int, home: str, root: str, truth: str) -> None:
     nets, opts, ddps = [], [], []
     for used_only in (False, True):
         torch.manual_seed(0)
-        nets.append(supernet_from_config(cfg.model))
+        nets.append(supernet_from_config(cfg))
         opts.append(make_optimizer(nets[-1], cfg.train))
         ddps.append(distributed.wrap_ddp(nets[-1], used_only=used_only))
     for sub in (a, b, a, Subnet.from_code("31")):
@@ -175,7 +175,7 @@ def _fake_truth(path: Path) -> Path:
     not the ranking)."""
     from rankbench.spaces import create_space
 
-    classes = list(dict.fromkeys(s.hash for s in create_space("s4", m=2).subnets()))
+    classes = list(dict.fromkeys(s.hash for s in create_space("s4", m=2).candidates()))
     pd.DataFrame({"hash": classes, "validation_accuracy": [0.5 + 0.01 * i for i in range(len(classes))]}
                  ).to_csv(path, index=False)
     return path
@@ -238,8 +238,9 @@ def test_sharded_scores_equal_single_process(launched, one_thread, monkeypatch):
     home, root = launched
     monkeypatch.setenv("RANKBENCH_HOME", str(home))  # the decode cache the workers wrote
     d = _run_dir(root)
-    got = pd.read_csv(d / "scores.csv", dtype={"subnet": str})
-    assert list(got.columns) == SCORE_COLUMNS and len(got) == 15  # every subnet of S4 with m = 2
+    (report,) = (d / "reports").iterdir()  # the pipeline's one report (clean, calibrated)
+    got = pd.read_csv(report / "scores.csv", dtype={"name": str})
+    assert set(SCORE_COLUMNS) <= set(got.columns) and len(got) == 15  # every subnet of S4 with m = 2
     net, cfg = load_supernet(d)
     proto = get_protocol(cfg.score.protocol)
     cfg = proto.apply(cfg)
@@ -248,7 +249,7 @@ def test_sharded_scores_equal_single_process(launched, one_thread, monkeypatch):
     for calib, col in ((False, "no_calib"), (True, "calib")):
         ref = score_candidates(net, candidates, splits, cfg.score, calibrate=calib, protocol=proto,
                                data_cfg=cfg.data, progress=False)
-        assert got["subnet"].tolist() == ref["subnet"].tolist()
+        assert got["name"].tolist() == ref["name"].tolist()
         assert got[f"acc_{col}"].tolist() == ref["accuracy"].tolist()
         assert got[f"loss_{col}"].tolist() == pytest.approx(ref["loss"].tolist(), rel=1e-12, abs=0)
     caches = sorted((d / "scores").glob("*.csv"))

@@ -1,43 +1,52 @@
-"""Figures: compute functions on tiny supernets and synthetic tables, files written, CLI errors."""
+"""Figures: compute functions on tiny supernets and synthetic tables, files written, runs grouped
+by config, reports chosen and named, CLI errors."""
 from __future__ import annotations
 
 import json
+import random
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
-from rankbench.config import ModelConfig, RunConfig
-from rankbench.figures import make_figures
-from rankbench.figures.cosine import compute_cosine, default_features, feature_label
-from rankbench.figures.distributions import compute_accuracy_by_paths
+from rankbench.config import RunConfig, apply_overrides
+from rankbench.figures import MixedConfigError, comparison_figures, make_figures
+from rankbench.figures._groups import group_runs
+from rankbench.figures.cosine import applies_to, compute_cosine, default_features, feature_label
+from rankbench.figures.distributions import compute_accuracy_by_group
 from rankbench.figures.ranking import compute_rank_agreement, compute_training_curves
-from rankbench.figures.sbn_stats import compute_sbn_stats, fit_slope, fit_slopes, plot_sbn_stats
-from rankbench.figures.style import VARIANT_ORDER, save_figure, variant_color
+from rankbench.figures.sbn_stats import (compute_sbn_stats, fit_slope, has_shadow_bns, pearson, plot_sbn_stats,
+                                         rel_mean_abs_diff, sbn_comparison, sbn_summary, shadow_bn_sites,
+                                         shadow_bn_variants)
+from rankbench.figures.style import order_variants, save_figure, variant_color, variant_label
 from rankbench.nb101.spec import CONV1X1, CONV3X3, MAXPOOL3X3
-from rankbench.spaces import create_space
-from rankbench.supernet import create_supernet
+from rankbench.reports import ReportError, report_name, report_setup
+from rankbench.spaces import create_space, list_spaces
+from rankbench.supernet import create_supernet, list_variants, variant_info
 
 TINY = dict(width=8, cells_per_stack=1)
 
 
-def _net(variant: str, seed: int = 0):
+def _net(variant: str, seed: int = 0, m: int = 4):
     torch.manual_seed(seed)
-    return create_supernet("s4", variant, **TINY).eval()
+    return create_supernet("s4", variant, m=m, **TINY).eval()
 
 
 def _images(n: int = 6, side: int = 16, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, side, side, generator=torch.Generator().manual_seed(seed))
 
 
-def _synthetic_scores(variant: str = "lsbn", seed: int = 0, m: int = 4) -> pd.DataFrame:
-    subs = create_space("s4", m=m).subnets()
+def _synthetic_scores(seed: int = 0, m: int = 4) -> pd.DataFrame:
+    space = create_space("s4", m=m)
+    subs = space.candidates()
     rng = np.random.default_rng(seed)
-    k = np.array([s.num_paths for s in subs])
+    k = np.array([space.describe(s)["num_paths"] for s in subs])
     truth = 0.85 + 0.01 * k + rng.normal(0, 0.01, len(subs))
     return pd.DataFrame({
-        "subnet": [s.code for s in subs], "num_paths": k, "adjacency": "", "ops": "",
+        "name": [s.name for s in subs], "num_paths": k, "adjacency": "", "ops": "",
         "hash": [s.hash for s in subs],
         "acc_no_calib": truth - 0.05 * (k - 1) + rng.normal(0, 0.02, len(subs)),
         "acc_calib": truth - 0.02 + rng.normal(0, 0.01, len(subs)),
@@ -86,11 +95,16 @@ def test_cosine_is_deterministic_and_independent_of_chunking():
     assert feature_label(feats[2], 4) == "1-3-"
 
 
-def test_cosine_errors():
+def test_cosine_errors_and_s4_only():
     with pytest.raises(ValueError, match="MixPath cell"):
         compute_cosine(_net("spos"), _images(), cell=0)
     with pytest.raises(ValueError, match="out of range"):
         compute_cosine(_net("lsbn"), _images(), cell=3)
+    assert applies_to(_net("lsbn")) is None
+    other = SimpleNamespace(space=SimpleNamespace(name="nb101"), num_cells=1, cells=[nn.Identity()], variant="lsbn")
+    assert "S4 only" in applies_to(other)
+    with pytest.raises(ValueError, match="S4 only, not nb101"):
+        compute_cosine(other, _images())
 
 
 def test_default_features_cover_every_single_path():
@@ -100,18 +114,30 @@ def test_default_features_cover_every_single_path():
 
 
 # -- shadow BN statistics -------------------------------------------------------------------
-def test_fit_slope_through_the_origin():
+def test_slope_correlation_and_relative_difference():
     x = np.array([1.0, 2.0, -3.0, 0.5])
     assert fit_slope(x, 2.5 * x) == pytest.approx(2.5)
     assert np.isnan(fit_slope(np.zeros(3), np.ones(3)))
+    assert pearson(x, 3 * x + 1) == pytest.approx(1.0) and pearson(x, -x) == pytest.approx(-1.0)
+    assert np.isnan(pearson(x, np.ones(4)))
+    assert rel_mean_abs_diff(x, x) == 0.0
+    assert rel_mean_abs_diff(x, x + x.std()) == pytest.approx(1.0)
+    assert np.isnan(rel_mean_abs_diff(np.ones(3), x[:3]))
 
 
-def _set_bn(bn, mean, var, gamma, beta):
+def _set_bn(bn, mean, var, gamma, beta, tracked: int = 1):
     with torch.no_grad():
         bn.running_mean.copy_(torch.as_tensor(mean))
         bn.running_var.copy_(torch.as_tensor(var))
         bn.weight.copy_(torch.as_tensor(gamma))
         bn.bias.copy_(torch.as_tensor(beta))
+        bn.num_batches_tracked.fill_(tracked)
+
+
+def _shadow(cell, variant):
+    """(k, bn) of a cell's shadow BNs."""
+    sbn = cell.norm.sbn
+    return list(enumerate(sbn, 1)) if variant == "lsbn" else [(len(key) - 1, bn) for key, bn in sbn.items()]
 
 
 @pytest.mark.parametrize("variant", ["lsbn", "esbn"])
@@ -120,30 +146,130 @@ def test_sbn_slopes_recover_known_scalings(variant):
     rng = np.random.default_rng(0)
     true = {}  # (cell, k) -> (mean slope, var slope)
     for c, cell in enumerate(net.cells):
-        ch = cell.norm.sbn[0].num_features if variant == "lsbn" else next(iter(cell.norm.sbn.values())).num_features
+        bns = _shadow(cell, variant)
+        ch = bns[0][1].num_features
         mean, var = rng.normal(0, 1, ch), rng.uniform(0.5, 2, ch)
         gamma, beta = rng.uniform(0.5, 1.5, ch), rng.normal(0, 0.2, ch)
-        bns = (list(enumerate(cell.norm.sbn, 1)) if variant == "lsbn"
-               else [(len(key) - 1, bn) for key, bn in cell.norm.sbn.items()])
         for k, bn in bns:
             sm, sv = 1.5 * k + 0.1 * c, 3.0 * k * k  # known, not the textbook k, k^2
             _set_bn(bn, sm * mean, sv * var, gamma, 0.7 * beta)
             true[(c, k)] = (sm / (1.5 + 0.1 * c), sv / 3.0)
     stats = compute_sbn_stats(net)
     assert set(stats["stat"]) == {"running_mean", "running_var", "gamma", "beta"}
-    slopes = fit_slopes(stats)
-    for row in slopes.itertuples():
-        want_mean, want_var = true[(row.cell, row.k)]
-        want = {"running_mean": want_mean, "running_var": want_var, "gamma": 1.0, "beta": 1.0}[row.stat]
+    table = sbn_comparison(stats)
+    for row in table[table["stat"].isin(["running_mean", "running_var"])].itertuples():
+        want = true[(row.cell, row.k)][0 if row.stat == "running_mean" else 1]
         assert row.slope == pytest.approx(want, rel=1e-6), row  # float32 buffers
-    assert set(slopes["k"]) == ({2, 3, 4} if variant == "lsbn" else {1, 2, 3, 4})
-    exp = slopes.set_index(["cell", "k", "stat"])["expected"]
-    assert exp[(0, 2, "running_mean")] == 2 and exp[(0, 3, "running_var")] == 9 and exp[(0, 4, "gamma")] == 1
+        assert row.pearson_r == pytest.approx(1.0, abs=1e-6)
+    # the mean scales by 1.5 k + 0.1 c relative to k = 1: within 25% of k, so it holds; the
+    # variance by k^2 exactly
+    assert set(table.loc[table["stat"] == "running_var", "verdict"]) == {"holds"}
+    gb = table[table["stat"].isin(["gamma", "beta"])]
+    assert gb["slope"].isna().all() and (gb["verdict"] == "close").all()
+    np.testing.assert_allclose(gb["rel_mean_abs_diff"], 0.0, atol=1e-6)
+    assert set(table["k"]) == ({2, 3, 4} if variant == "lsbn" else {1, 2, 3, 4})
+    exp = table.set_index(["cell", "k", "stat"])["expected"]
+    assert exp[(0, 2, "running_mean")] == 2 and exp[(0, 3, "running_var")] == 9 and np.isnan(exp[(0, 4, "gamma")])
+
+
+def test_sbn_gamma_beta_judged_by_correlation_not_slope():
+    """Gammas near 1 drawn independently per shadow BN: a slope through 0 says ~1 ("holds"),
+    correlation and relative difference say they are unrelated; copies with small noise are
+    close, with noise of one sd only related."""
+    net = _net("lsbn", m=4)
+    rng = np.random.default_rng(1)
+    cell = net.cells[0]
+    ch = cell.norm.sbn[0].num_features
+    g1, b1 = 1.0 + rng.normal(0, 0.05, ch), rng.normal(0, 0.1, ch)
+    mean, var = rng.normal(0, 1, ch), rng.uniform(0.5, 2, ch)
+    noise = {2: None, 3: 0.1, 4: 0.6}  # k -> noise in units of the reference's sd (None: independent)
+    for k, bn in _shadow(cell, "lsbn"):
+        if k == 1:
+            g, b = g1, b1
+        elif noise[k] is None:
+            g, b = 1.0 + rng.normal(0, 0.05, ch), rng.normal(0, 0.1, ch)
+        else:
+            g = g1 + noise[k] * g1.std() * rng.normal(size=ch)
+            b = b1 + noise[k] * b1.std() * rng.normal(size=ch)
+        _set_bn(bn, k * mean, k * var, g, b)  # the mean scales by k, the variance by k (not k^2)
+    table = sbn_comparison(compute_sbn_stats(net, cells=[0])).set_index(["k", "stat"])
+    x = cell.norm.sbn[0].weight.detach().double().numpy()
+    y = cell.norm.sbn[1].weight.detach().double().numpy()
+    assert fit_slope(x, y) == pytest.approx(1.0, abs=0.02)  # the old test: "slope ~1, holds"
+    assert table.loc[(2, "gamma"), "verdict"] == "unrelated" and abs(table.loc[(2, "gamma"), "pearson_r"]) < 0.5
+    assert table.loc[(2, "gamma"), "rel_mean_abs_diff"] > 0.8
+    assert table.loc[(3, "gamma"), "verdict"] == "close" and table.loc[(3, "beta"), "verdict"] == "close"
+    assert table.loc[(4, "gamma"), "verdict"] == "related" and table.loc[(4, "beta"), "verdict"] == "related"
+    assert table.loc[(4, "beta"), "rel_mean_abs_diff"] == pytest.approx(0.6 * np.sqrt(2 / np.pi), rel=0.3)
+    assert (table.xs("running_mean", level="stat")["verdict"] == "holds").all()
+    var = table.xs("running_var", level="stat")
+    assert (var["verdict"] == "off-scale").all() and var.loc[4, "slope"] == pytest.approx(4)
+    assert "does not hold" in var.loc[4, "statement"] and "SBN_4" in var.loc[4, "statement"]
+    lines = sbn_summary(table.reset_index().assign(cell=0))
+    assert any(line.startswith("k=2 gamma: unrelated (median r") for line in lines)
+    assert any(line.startswith("k=3 beta: close") for line in lines)
+    assert "running mean: median slope for k = 2..4: 2.00 -> 3.00 -> 4.00; grows with k" in lines
+
+
+class _VertexNorm(nn.Module):
+    """An nb101-like (vertex, op) site with one BN per fan-in, exposing shadow_bns()."""
+
+    def __init__(self, ch: int, fan_ins: int):
+        super().__init__()
+        self.bns_by_fan_in = nn.ModuleList(nn.BatchNorm2d(ch) for _ in range(fan_ins))
+
+    def shadow_bns(self):
+        return [(f"fan_in_{i + 1}", i + 1, bn) for i, bn in enumerate(self.bns_by_fan_in)]
+
+
+def test_sbn_sites_are_found_generically_and_untrained_bns_left_out():
+    net = nn.Module()
+    net.cells = nn.ModuleList([nn.ModuleDict({"v2": _VertexNorm(4, 3), "v3": _VertexNorm(4, 2)})])
+    net.num_cells, net.variant = 1, "lsbn"
+    rng = np.random.default_rng(2)
+    for site in net.cells[0].values():
+        mean = rng.normal(0, 1, 4)
+        for k, bn in enumerate(site.bns_by_fan_in, 1):
+            _set_bn(bn, k * mean, k * k * np.ones(4), np.ones(4), np.zeros(4))
+    net.cells[0]["v2"].bns_by_fan_in[2].num_batches_tracked.zero_()  # fan-in 3 never drawn at v2
+    sites = shadow_bn_sites(net)
+    assert [(name, cell, len(e)) for name, cell, e in sites] == [("cells.0.v2", 0, 3), ("cells.0.v3", 0, 2)]
+    notes = []
+    stats = compute_sbn_stats(net, log=notes.append)
+    assert sorted(stats.groupby("site")["k"].max().items()) == [("cells.0.v2", 2), ("cells.0.v3", 2)]
+    assert notes == ["1 of 5 shadow BNs never saw a batch (a k the training never drew there) and are left out: "
+                     "cells.0.v2.fan_in_3"]
+    by_site = sbn_comparison(stats, per_site=True)
+    assert set(by_site["site"]) == {"cells.0.v2", "cells.0.v3"}
+    mean = by_site[by_site["stat"] == "running_mean"]
+    np.testing.assert_allclose(mean["slope"], 2.0) and (mean["verdict"] == "holds").all()
+
+
+@pytest.mark.parametrize("space,variant", [(s, v) for s in list_spaces() for v in list_variants(s)])
+def test_shadow_bns_are_found_on_every_space(space, variant):
+    """Every variant the registry calls shadow-BN has sites in every cell of its supernet, each
+    compared with its own single-input BN; the others have none."""
+    torch.manual_seed(0)
+    net = create_supernet(space, variant, width=8, stacks=1, cells_per_stack=2).train()
+    assert has_shadow_bns(net) == (variant in shadow_bn_variants(space))
+    if variant not in shadow_bn_variants(space):
+        return
+    rng = random.Random(0)
+    with torch.no_grad():
+        for _ in range(6):
+            net(_images(2, side=8), net.space.sample(rng))
+    stats = compute_sbn_stats(net)
+    assert set(stats["cell"]) == {0, 1} and stats["k"].max() >= 2
+    for site, g in stats[stats["stat"] == "running_mean"].groupby("site"):
+        ones = g[g["k"] == 1].groupby("bn")["value"].apply(np.asarray)
+        ref = g.groupby("bn")["ref"].apply(np.asarray).iloc[0]
+        np.testing.assert_allclose(np.mean(np.stack(list(ones)), axis=0), ref, rtol=1e-12, err_msg=site)
 
 
 def test_sbn_stats_need_shadow_bns():
-    with pytest.raises(ValueError, match="lsbn or esbn"):
+    with pytest.raises(ValueError, match="no shadow BNs"):
         compute_sbn_stats(_net("bn"))
+    assert shadow_bn_sites(_net("scale")) == []
 
 
 # -- tables from scores and logs ------------------------------------------------------------
@@ -155,10 +281,28 @@ def test_rank_agreement_and_distribution_tables():
     assert (r["n"] == 254).all()
     assert r["score"].max() > 1.0 and r["truth"].max() > 1.0  # percent
     np.testing.assert_allclose(r["truth_std"], 0.2)
-    d = compute_accuracy_by_paths(scores.assign(variant="bn", run="r1"))
-    assert len(d) == 2 * 255 and set(d["num_paths"]) == {1, 2, 3, 4}
+    d = compute_accuracy_by_group(scores.assign(variant="bn", run="r1"))
+    assert len(d) == 2 * 255 and set(d["num_paths"]) == {1, 2, 3, 4} and set(d["group"]) == {variant_label("bn")}
+    # another space's column; a report without calibration has one panel
+    other = scores.assign(num_edges=scores["num_paths"] * 2, acc_calib=np.nan)
+    d = compute_accuracy_by_group(other, by="num_edges")
+    assert set(d["num_edges"]) == {2, 4, 6, 8} and set(d["calibration"]) == {"no_calib"}
     t = compute_training_curves(_synthetic_log())
     assert t["train_acc"].max() == pytest.approx(60.0)
+
+
+# -- style: the variant registry is the one source --------------------------------------------
+@pytest.mark.parametrize("variant", list_variants())
+def test_labels_and_colours_come_from_the_registry(variant):
+    info = variant_info(variant)
+    assert variant_label(variant) == info.label and variant_color(variant) == info.colour
+
+
+def test_registry_colours_differ_and_order_is_the_registrys():
+    names = list_variants()
+    assert len({variant_color(v) for v in names}) == len(names)
+    assert order_variants(list(reversed(names)) + ["zz-new"]) == names + ["zz-new"]
+    assert variant_color("zz-new") == variant_color("zz-new") and variant_label("zz-new") == "zz-new"
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -180,33 +324,58 @@ def test_save_figure_writes_png_pdf_and_csv_atomically(tmp_path):
     # every plot function is drawn and saved by test_make_figures_on_run_dirs; here the
     # esbn variant of the SBN figure (subsets grouped by size), on fewer axes to stay fast
     net = _net("esbn")
+    for cell in net.cells:
+        for _, bn in _shadow(cell, "esbn"):
+            bn.num_batches_tracked.fill_(1)
     stats = compute_sbn_stats(net, cells=[1])
-    stats = stats[stats["stat"].isin(["running_mean", "running_var"]) & (stats["k"] <= 2)]
-    paths = save_figure(plot_sbn_stats(stats, cell=1), tmp_path / "sub" / "sbn", stats)
+    stats = stats[stats["stat"].isin(["running_mean", "gamma"]) & (stats["k"] <= 2)]
+    paths = save_figure(plot_sbn_stats(stats, cell=1, ref_name="mean of the 1-input BNs"), tmp_path / "sub" / "sbn",
+                        stats)
     _check_files(paths, "sbn")
     pd.testing.assert_frame_equal(pd.read_csv(paths[2]), stats.reset_index(drop=True), check_dtype=False)
 
 
-def test_every_variant_has_its_own_colour():
-    colors = [variant_color(v) for v in VARIANT_ORDER]
-    assert len(set(colors)) == len(colors) == 5
-    assert variant_color("new-variant") == variant_color("new-variant")
+def _cfg(variant: str, seed: int = 1, m: int = 2, **overrides) -> RunConfig:
+    return apply_overrides(RunConfig(preset="test"), {"model.variant": variant, "model.width": 8,
+                                                      "model.cells_per_stack": 1, "space.m": m, "train.seed": seed,
+                                                      **overrides})
 
 
-def _fake_run(root, variant: str, seed: int = 1, m: int = 2, trained: bool = True):
-    """A run directory as training and scoring leave it, with an untrained tiny supernet
-    (m = 2 keeps the figures small, so the test is fast); ``trained=False``: scores only."""
-    cfg = RunConfig(preset="test", model=ModelConfig(variant=variant, m=m, width=8, cells_per_stack=1))
-    cfg = RunConfig.from_dict({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "seed": seed}})
-    d = root / f"{variant}-test-m4-seed{seed}"
+def _add_report(d, cfg, *, calibrate: bool = True, seed: int = 0) -> str:
+    setup = report_setup(cfg, calibrate=calibrate, truth_digest="t")
+    name = report_name(setup)
+    r = d / "reports" / name
+    r.mkdir(parents=True)
+    (r / "metrics.json").write_text(json.dumps({"report": name, "setup": setup, "config": cfg.to_dict(),
+                                                "metrics": {}}))
+    scores = _synthetic_scores(seed, cfg.space.m)
+    if not calibrate:
+        scores["acc_calib"] = np.nan
+    scores.to_csv(r / "scores.csv", index=False)
+    return name
+
+
+def _fake_run(root, variant: str, seed: int = 1, m: int = 2, trained: bool = True, scored: bool = True,
+              **overrides):
+    """A run directory as training and scoring leave it, with a tiny supernet whose BNs saw
+    a few batches of every subnet (m = 2 keeps the figures small, so the test is fast);
+    ``trained=False``: a report only."""
+    cfg = _cfg(variant, seed, m, **overrides)
+    tag = "-".join(f"{k.split('.')[-1]}{v}" for k, v in overrides.items())
+    d = root / f"{variant}-test-m{m}-seed{seed}{'-' + tag if tag else ''}"
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps(cfg.to_dict()))
     if trained:
         torch.manual_seed(seed)
-        torch.save(create_supernet("s4", variant, m=m, **TINY).state_dict(), d / "supernet.pt")
+        net = create_supernet("s4", variant, m=m, **TINY).train()
+        with torch.no_grad():
+            for arch in create_space("s4", m=m).candidates():
+                net(_images(2, seed=seed), arch)
+        torch.save(net.state_dict(), d / "supernet.pt")
         (d / "train_done.json").write_text("{}")
         _synthetic_log().to_csv(d / "train_log.csv", index=False)
-    _synthetic_scores(variant, seed, m).to_csv(d / "scores.csv", index=False)
+    if scored:
+        _add_report(d, cfg, seed=seed)
     return d
 
 
@@ -215,21 +384,101 @@ def test_make_figures_on_run_dirs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(figs, "feature_images", lambda cfg, n: _images(min(n, 4)))
     runs = [_fake_run(tmp_path / "runs", "lsbn"), _fake_run(tmp_path / "runs", "bn", trained=False)]
+    report = next((runs[0] / "reports").iterdir()).name
     notes = []
     paths = make_figures(runs, tmp_path / "fig", cell=1, log=notes.append)
     rel = {str(p.relative_to(tmp_path / "fig")) for p in paths}
     lsbn, bn = runs[0].name, runs[1].name
-    for stem in ("training_curves", "rank_agreement", "accuracy_by_paths", "cosine_cell1", "sbn_stats_cell1"):
+    for stem in ("training_curves", f"{report}/rank_agreement", f"{report}/accuracy_by_num_paths", "cosine_cell1",
+                 "sbn_stats_cell1"):
         assert {f"{lsbn}/{stem}.{e}" for e in ("png", "pdf", "csv")} <= rel
-    assert f"{lsbn}/sbn_slopes.csv" in rel
+    assert f"{lsbn}/sbn_comparison.csv" in rel
+    sbn = pd.read_csv(tmp_path / "fig" / lsbn / "sbn_comparison.csv")
+    assert {"pearson_r", "rel_mean_abs_diff", "slope", "verdict", "statement"} <= set(sbn.columns)
+    assert set(sbn["k"]) == {2} and sbn["statement"].str.contains("SBN_2").all()
     # the scores-only run gets what its files allow, and says what it skipped
-    assert {r.split("/")[1].split(".")[0] for r in rel if r.startswith(bn)} == {"rank_agreement", "accuracy_by_paths"}
+    assert {r.split("/")[-1].split(".")[0] for r in rel if r.startswith(bn)} == {"rank_agreement",
+                                                                                    "accuracy_by_num_paths"}
     assert any("supernet.pt" in n for n in notes) and any("train_log.csv" in n for n in notes)
-    assert {"accuracy_by_paths.png", "accuracy_by_paths.csv", "training_curves.pdf"} <= rel  # across runs
-    assert set(pd.read_csv(tmp_path / "fig" / "accuracy_by_paths.csv")["variant"]) == {"lsbn", "bn"}
+    assert {"accuracy_by_num_paths.png", "accuracy_by_num_paths.csv"} <= rel  # across runs
+    assert "training_curves.pdf" not in rel  # one trained run: nothing to compare
+    acc = pd.read_csv(tmp_path / "fig" / "accuracy_by_num_paths.csv")
+    assert set(acc["variant"]) == {"lsbn", "bn"} and set(acc["report"]) == {report}
+    assert set(acc["group"]) == {"LSBN (seed 1)", "BN (seed 1)"}
+    ra = pd.read_csv(tmp_path / "fig" / lsbn / report / "rank_agreement.csv")
+    assert set(ra["report"]) == {report}  # the CSV names the report it read
     assert all(p.exists() for p in paths)
     cos = pd.read_csv(tmp_path / "fig" / lsbn / "cosine_cell1.csv")
     assert list(cos["feature"]) == ["3-", "1-", "m-", "-3", "-1", "-m", "33", "31"]
+
+
+def test_runs_of_different_configs_are_not_pooled(tmp_path):
+    """A 1-epoch and a 20-epoch LSBN run are refused, or with allow_mixed drawn as two
+    labelled groups, never as one "LSBN (2 runs)"."""
+    runs = [_fake_run(tmp_path / "runs", "lsbn", seed=1, trained=False, **{"train.epochs": 1}),
+            _fake_run(tmp_path / "runs", "lsbn", seed=2, trained=False, **{"train.epochs": 20})]
+    with pytest.raises(MixedConfigError, match="differ in train.epochs") as e:
+        make_figures(runs, tmp_path / "fig")
+    assert "--allow-mixed" in str(e.value) and runs[0].name in str(e.value)
+    assert not (tmp_path / "fig").exists()  # refused before writing anything
+    comparison_figures(runs, tmp_path / "fig", allow_mixed=True)
+    groups = set(pd.read_csv(tmp_path / "fig" / "accuracy_by_num_paths.csv")["group"])
+    assert groups == {"LSBN (seed 1, train.epochs=1)", "LSBN (seed 2, train.epochs=20)"}
+
+
+def test_groups_pool_seeds_and_ignore_what_cannot_change_a_number(tmp_path):
+    cfgs = [_cfg("lsbn", 1), _cfg("lsbn", 2, **{"train.device": "cpu", "train.num_threads": 3}),
+            _cfg("lsbn", 3, **{"train.checkpoint_interval_s": 0.0, "train.tensorboard": True}), _cfg("bn", 1)]
+    runs = [tmp_path / f"r{i}" for i in range(4)]
+    groups = group_runs(runs, cfgs)
+    assert [g.label for g in groups] == ["BN (seed 1)", "LSBN (3 seeds)"]  # the registry's order
+    assert groups[1].runs == tuple(runs[:3]) and groups[1].seeds == (1, 2, 3)
+    with pytest.raises(MixedConfigError, match="model.width"):
+        group_runs(runs[:2], [cfgs[0], _cfg("lsbn", 2, **{"model.width": 16})])
+    mixed = group_runs(runs[:2], [cfgs[0], _cfg("lsbn", 1, **{"model.width": 16})], allow_mixed=True)
+    assert [g.label for g in mixed] == ["LSBN (seed 1, model.width=16)", "LSBN (seed 1, model.width=8)"]
+
+
+def test_reports_are_chosen_named_and_not_mixed(tmp_path):
+    run = _fake_run(tmp_path / "runs", "lsbn", trained=False)
+    cfg = _cfg("lsbn")
+    paper = _add_report(run, apply_overrides(cfg, {"score.protocol": "paper"}), calibrate=False, seed=5)
+    clean = next(p.name for p in (run / "reports").iterdir() if p.name != paper)
+    with pytest.raises(ReportError, match="holds 2 reports") as e:
+        make_figures([run], tmp_path / "fig")
+    assert paper in str(e.value) and clean in str(e.value)
+    assert not (tmp_path / "fig").exists()
+    paths = make_figures([run], tmp_path / "fig", report="paper")
+    assert {p.parent.name for p in paths} == {paper}
+    acc = pd.read_csv(tmp_path / "fig" / run.name / paper / "accuracy_by_num_paths.csv")
+    assert set(acc["report"]) == {paper} and set(acc["calibration"]) == {"no_calib"}
+    with pytest.raises(ReportError, match="no report match"):
+        make_figures([run], tmp_path / "fig", report="nope")
+    # two runs, each with its only report, of different setups: refused unless allowed, then labelled
+    a = _fake_run(tmp_path / "other", "lsbn", trained=False)
+    b = _fake_run(tmp_path / "other", "bn", trained=False, scored=False)
+    _add_report(b, apply_overrides(_cfg("bn"), {"score.protocol": "paper"}))
+    with pytest.raises(MixedConfigError, match="report.protocol"):
+        comparison_figures([a, b], tmp_path / "cmp")
+    comparison_figures([a, b], tmp_path / "cmp", allow_mixed=True)
+    acc = pd.read_csv(tmp_path / "cmp" / "accuracy_by_num_paths.csv")
+    labels = sorted(set(acc["group"]))
+    assert labels == ["BN (seed 1, report.protocol=paper)", "LSBN (seed 1, report.protocol=clean)"]
+
+
+def test_accuracy_by_the_spaces_column(tmp_path, monkeypatch):
+    """A space whose group column is not num_paths (as nb101's) gets accuracy by that column."""
+    import rankbench.figures._runs as runs_mod
+
+    run = _fake_run(tmp_path / "runs", "lsbn", trained=False)
+    rep = next((run / "reports").iterdir())
+    scores = pd.read_csv(rep / "scores.csv")
+    scores.assign(num_edges=scores["num_paths"] + 3).to_csv(rep / "scores.csv", index=False)
+    monkeypatch.setattr(runs_mod, "space_of", lambda cfg: SimpleNamespace(group_column="num_edges"))
+    paths = make_figures([run], tmp_path / "fig")
+    assert {p.stem for p in paths} == {"rank_agreement", "accuracy_by_num_edges"}
+    acc = pd.read_csv(tmp_path / "fig" / run.name / rep.name / "accuracy_by_num_edges.csv")
+    assert set(acc["num_edges"]) == {4, 5}
 
 
 def test_make_figures_fails_before_writing_on_a_bad_run_dir(tmp_path):

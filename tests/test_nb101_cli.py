@@ -40,9 +40,64 @@ def test_import_corrupt_file_exit_2_nothing_written(tmp_path, capsys):
     out = tmp_path / "o" / "nb101.h5"
     assert main(["data", "import", str(bad), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "record 0, byte offset 0" in err and "CRC mismatch" in err
+    assert "record 0, byte offset 0" in err and "CRC mismatch" in err and "download the file again" in err
     assert not out.exists() and (not out.parent.exists() or not any(out.parent.iterdir()))
     assert main(["data", "import", str(tmp_path / "missing.tfrecord"), "--quiet"]) == 2
+
+
+def test_import_of_a_file_that_is_no_tfrecord(tmp_path, capsys, store):
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(bytes(range(7, 256)) * 10)
+    for src, words in ((store, "looks like an HDF5 file"), (noise, "first record's header fails its check")):
+        assert main(["data", "import", str(src), "--out", str(tmp_path / "o.h5"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "not a TFRecord file" in err and words in err and "download the file again" not in err
+        assert "nasbench_only108.tfrecord" in err
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_import_into_an_existing_folder(tmp_path, capsys):
+    assert main(["data", "import", str(TFRECORD), "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "nb101.h5").is_file() and f"wrote {tmp_path / 'nb101.h5'}" in capsys.readouterr().out
+
+
+def _other_h5(d: Path) -> Path:
+    (d / "notes.h5").write_text("mine")
+    return d / "notes.h5"
+
+
+def _under_a_file(d: Path) -> Path:
+    (d / "f").write_text("x")
+    return d / "f" / "nb101.h5"
+
+
+@pytest.mark.parametrize("make, words", [
+    (_other_h5, "refusing to overwrite"),
+    (_under_a_file, "is a file, not a folder"),
+    (lambda d: d / "store", "ending in .h5"),
+])
+def test_import_checks_the_destination_before_reading(tmp_path, capsys, monkeypatch, make, words):
+    import rankbench.nb101.importer as importer
+
+    monkeypatch.setattr(importer, "read_records", lambda *a, **k: pytest.fail("the import started"))
+    out = make(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(["data", "import", str(TFRECORD), "--out", str(out), "--quiet"]) == 2
+    assert words in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_small_import_warns_that_it_shadows_the_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RANKBENCH_DATA", raising=False)
+    monkeypatch.setenv("RANKBENCH_HOME", str(tmp_path))
+    assert main(["data", "import", str(TFRECORD), "--quiet"]) == 0  # to the default location
+    err = capsys.readouterr().err
+    assert "warning:" in err and "holds only 30 cells; NAS-Bench-101 has 423,624" in err
+    assert "shadows the sample" in err
+    assert main(["data", "info"]) == 0  # found via the default location, in place of the sample
+    out, err = capsys.readouterr()
+    assert "(imported store, found via the default location)" in out
+    assert "30 cells" in err and "shadows the sample" in err
 
 
 def test_query_by_hash(store, expected, capsys):
@@ -103,8 +158,9 @@ def test_info(store, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("RANKBENCH_DATA", raising=False)
     monkeypatch.setenv("RANKBENCH_HOME", str(tmp_path))
     assert main(["data", "info"]) == 0  # falls back to the bundled sample and says so
-    out = capsys.readouterr().out
-    assert "nb101-sample.h5 (bundled sample" in out and "30,031" in out
+    out, err = capsys.readouterr()
+    assert "nb101-sample.h5 (bundled sample)" in out and "30,031" in out
+    assert "found via" not in out and "warning" not in err
 
 
 def test_query_sample_cell(capsys, monkeypatch, tmp_path):

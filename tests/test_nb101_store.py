@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 import time
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import rankbench.nb101 as nb
-from rankbench.nb101.importer import import_tfrecord
+from rankbench.nb101.importer import NotNB101Error, import_tfrecord, resolve_destination
 from rankbench.nb101.metrics_proto import (
     EvaluationData,
     ModelMetrics,
@@ -19,7 +20,7 @@ from rankbench.nb101.metrics_proto import (
     decode_model_metrics,
     encode_model_metrics,
 )
-from rankbench.nb101.tfrecord import masked_crc32c, read_records, write_records
+from rankbench.nb101.tfrecord import NotTFRecordError, masked_crc32c, read_records, write_records
 
 ASSETS = Path(__file__).parent / "assets"
 TFRECORD = ASSETS / "nb101_30.tfrecord"
@@ -272,6 +273,83 @@ def test_official_layout_init_halfway_final(tmp_path):
 
 def test_empty_file_is_an_error(tmp_path):
     _import_fails(tmp_path, b"", "no records")
+
+
+@pytest.mark.parametrize("data, words", [
+    (bytes(range(256)) * 20, "first record's header fails its check"),  # arbitrary bytes
+    (b"\x89HDF\r\n\x1a\n" + bytes(100), "HDF5 file"),
+    (b"\x1f\x8b" + bytes(100), "gzip"),
+    (b"tiny", "4 bytes, shorter than one record header"),
+])
+def test_not_a_tfrecord_at_all(tmp_path, data, words):
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(data)
+    with pytest.raises(NotTFRecordError, match=f"not a TFRecord file: .*{words}"):
+        list(read_records(path))
+
+
+def test_store_given_as_tfrecord_is_not_a_tfrecord(tmp_path, store_path):
+    with pytest.raises(NotTFRecordError, match="looks like an HDF5 file"):
+        import_tfrecord(store_path, tmp_path / "o.h5", progress=False)
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_bad_first_record_data_is_corruption_not_another_format(tmp_path):
+    data = bytearray(TFRECORD.read_bytes())
+    data[12 + 20] ^= 0x01  # record 0's header is fine, its data is not
+    with pytest.raises(nb.CorruptRecordError, match="record 0, byte offset 0: data CRC mismatch") as e:
+        list(read_records(io.BytesIO(bytes(data))))
+    assert not isinstance(e.value, NotTFRecordError)
+
+
+def test_tfrecord_of_something_else(tmp_path):
+    path = tmp_path / "other.tfrecord"
+    write_records(path, [b"not an NB101 row", _row("0100", "input,output")])
+    with pytest.raises(NotNB101Error, match="record 0, byte offset 0: a TFRecord file, but not NAS-Bench-101's"):
+        import_tfrecord(path, tmp_path / "o.h5", progress=False)
+
+
+# -- the destination, checked before the import -------------------------------------------------
+def test_destination_folder_means_nb101_h5_inside(tmp_path, monkeypatch):
+    assert resolve_destination(tmp_path) == tmp_path / "nb101.h5"
+    assert resolve_destination(str(tmp_path / "new") + "/") == tmp_path / "new" / "nb101.h5"
+    assert resolve_destination(tmp_path / "new" / "s.h5") == tmp_path / "new" / "s.h5"
+    monkeypatch.setenv("RANKBENCH_HOME", str(tmp_path / "home"))
+    assert resolve_destination(None) == tmp_path / "home" / "nb101.h5"
+
+
+def test_destination_refuses_what_it_would_clobber(tmp_path, store_path):
+    other = tmp_path / "notes.h5"
+    other.write_text("my notes")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a rankbench NB101 store; refusing to overwrite"):
+        resolve_destination(other)
+    with pytest.raises(ValueError, match="file, not a folder"):
+        resolve_destination(tmp_path / "file" / "nb101.h5")
+    with pytest.raises(ValueError, match="ending in .h5"):
+        resolve_destination(tmp_path / "store")
+    assert resolve_destination(store_path) == store_path  # a store is replaced (atomically)
+    assert other.read_text() == "my notes"
+
+
+def test_import_into_a_folder(tmp_path):
+    s = import_tfrecord(TFRECORD, tmp_path, progress=False)
+    assert s.path == tmp_path / "nb101.h5" and s.path.is_file()
+
+
+# -- a store far smaller than NB101 says so --------------------------------------------------------
+def test_small_store_warns_and_says_when_it_shadows_the_sample(tmp_path, monkeypatch, store_path):
+    with nb.open(store_path) as s:  # given as an argument: it shadows nothing
+        assert "holds only 30 cells; NAS-Bench-101 has 423,624" in s.warning and "shadows" not in s.warning
+        assert s.info()["warning"] == s.warning
+    monkeypatch.delenv("RANKBENCH_DATA", raising=False)
+    monkeypatch.setenv("RANKBENCH_HOME", str(tmp_path))
+    shutil.copy(store_path, tmp_path / "nb101.h5")
+    with nb.open() as s:
+        assert "30 cells" in s.warning and "shadows the sample" in s.warning
+    with nb.open(nb.store.bundled_file("nb101-sample.h5")) as s:
+        assert s.warning is None
+    assert nb.store.small_store_warning("x", nb.store.NB101_NUM_CELLS, shadows_sample=True) is None
 
 
 # -- open(): resolution order, laziness ----------------------------------------------------------

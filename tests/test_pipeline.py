@@ -17,7 +17,7 @@ from rankbench.spaces import create_space
 from rankbench.truth import TruthCoverageError, measure_truth
 
 TINY = {
-    "model.width": 4, "model.stacks": 1, "model.cells_per_stack": 1, "model.m": 2,
+    "model.width": 4, "model.stacks": 1, "model.cells_per_stack": 1, "space.m": 2,
     "data.resolution": 16, "data.train_size": 100, "data.valid_size": 50, "data.test_size": 50,
     "data.batch_size": 50, "train.epochs": 1, "train.num_threads": 1,
     "score.calib_batches": 2, "score.calib_batch_size": 25, "score.eval_batch_size": 50,
@@ -41,32 +41,42 @@ def _cfg(truth_csv: Path, **extra):
     return apply_overrides(load_preset("quick"), {**TINY, "truth.source": str(truth_csv), **extra})
 
 
+def _report(run_dir: Path, prefix: str) -> Path:
+    (d,) = [p for p in (run_dir / "reports").iterdir() if p.name.startswith(prefix)]
+    return d
+
+
 def test_run_end_to_end_and_reuse(truth_csv, tmp_path, monkeypatch):
     cfg = _cfg(truth_csv)
     (res,), summary = run(cfg, calibrate=True, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
     assert summary is None
     d = res.run_dir
-    assert d.parent == tmp_path and d.name.startswith("lsbn-quick-m2-seed2020-")
-    scores = pd.read_csv(d / "scores.csv")
-    assert list(scores.columns) == SCORE_COLUMNS and len(scores) == 15
+    assert d.parent == tmp_path and d.name.startswith("lsbn-quick-s4-m2-seed2020-")
+    assert res.report_dir == _report(d, "clean-calib-") and res.report == res.report_dir.name
+    assert not (d / "metrics.json").exists() and not (d / "scores.csv").exists()
+    scores = pd.read_csv(res.report_dir / "scores.csv")
+    assert set(SCORE_COLUMNS) <= set(scores.columns) and len(scores) == 15
+    assert "num_paths" in scores.columns  # the space's descriptive column
     assert scores["truth"].notna().all() and scores["acc_calib"].notna().all()
     assert scores["hash"].nunique() == 9
-    m = json.loads((d / "metrics.json").read_text())
+    m = json.loads((res.report_dir / "metrics.json").read_text())
+    assert m["report"] == res.report and m["setup"]["calibrate"] is True
     assert m["truth"]["location"] == str(truth_csv) and m["truth"]["coverage"]["covered"] == 15
     assert m["protocol"]["name"] == "clean" and m["seed"] == 2020
     for setting in ("no_calib", "calib"):
         ps = m["metrics"][setting]["per_subnet"]
         assert ps["n"] == 15 and -1 <= ps["kendall_tau"] <= 1 and len(ps["kendall_tau_ci"]) == 2
         assert m["metrics"][setting]["per_class"]["n"] == 9
-    assert len(list((d / "scores").glob("*.csv"))) == 2
-    # the rank-agreement figure states the tau of metrics.json
-    from rankbench.figures._runs import load_scores
-    from rankbench.figures.ranking import compute_rank_agreement
+    # reference rankers: the same candidates, the same metrics
+    assert {"params", "flops"} <= set(m["references"])
+    for name, r in m["references"].items():
+        assert r["per_subnet"]["n"] == 15 and "kendall_tau_ci" in r["per_subnet"], name
+        assert scores[f"ref_{name}"].notna().all()
+    from scipy.stats import kendalltau
 
-    fig = compute_rank_agreement(load_scores(d))
-    for setting in ("no_calib", "calib"):
-        tau = fig.loc[fig["calibration"] == setting, "kendall_tau"].iloc[0]
-        assert tau == pytest.approx(m["metrics"][setting]["per_subnet"]["kendall_tau"], abs=1e-12)
+    assert m["references"]["params"]["per_subnet"]["kendall_tau"] == pytest.approx(
+        kendalltau(scores["ref_params"], scores["truth"]).statistic, abs=1e-12)
+    assert len(list((d / "scores").glob("*.csv"))) == 2
 
     # rerun: the training is reused and every score comes from the cache
     monkeypatch.setattr(rankbench.train, "fit", lambda *a, **k: pytest.fail("trained again"))
@@ -74,45 +84,83 @@ def test_run_end_to_end_and_reuse(truth_csv, tmp_path, monkeypatch):
     monkeypatch.setattr(score_mod, "score_group", lambda *a, **k: pytest.fail("scored again"))
     (again,), _ = run(cfg, calibrate=True, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
     pd.testing.assert_frame_equal(again.scores, res.scores)
-    assert again.metrics["training_reused"]
+    assert again.metrics["training_reused"] and again.report_dir == res.report_dir
 
 
-def test_cli_run_seeds_and_paper_protocol(truth_csv, tmp_path, capsys):
+def test_reports_side_by_side(truth_csv, tmp_path, capsys):
+    """clean + calibration, paper, and clean without calibration: three reports in one run
+    directory, each intact after the others are re-run."""
+    sets = [f"--set={k}={v}" for k, v in {**TINY, "truth.source": str(truth_csv)}.items()]
+    common = ["--runs-root", str(tmp_path), "--no-progress", *sets]
+    assert main(["run", "--variant", "lsbn", "--calibrate", *common]) == 0
+    out = capsys.readouterr().out
+    assert "tau per subnet" in out and "BN calibration" in out and "covers 15/15 candidates" in out
+    assert "report:" in out and "ref: params" in out
+    run_dir = next(tmp_path.glob("lsbn-quick-s4-m2-seed2020-*"))
+    clean = _report(run_dir, "clean-calib-")
+    before = (clean / "metrics.json").read_text()
+
+    # paper: m = 2 has only 24 ordered choices (all taken); drop the 10 lowest by uncalibrated accuracy
+    assert main(["run", "--variant", "lsbn", "--calibrate", "--protocol", "paper", *common,
+                 "--set", "score.drop_lowest=10"]) == 0
+    out = capsys.readouterr().out
+    paper = _report(run_dir, "paper-calib-")
+    m = json.loads((paper / "metrics.json").read_text())
+    assert m["protocol"]["name"] == "paper" and m["truth"]["reduce_used"] == "random"
+    assert m["config"]["score"]["eval_split"] == "test"
+    assert len(pd.read_csv(paper / "scores.csv")) == 24 and any("24" in n for n in m["notes"])
+    for setting in ("no_calib", "calib"):  # the same 14 candidates ranked in both settings
+        assert m["metrics"][setting]["per_subnet"]["n"] == 14
+    assert (clean / "metrics.json").read_text() == before
+
+    assert main(["run", "--variant", "lsbn", *common]) == 0  # no calibration: its own report
+    capsys.readouterr()
+    nocal = _report(run_dir, "clean-nocalib-")
+    assert json.loads((nocal / "metrics.json").read_text())["metrics"].keys() == {"no_calib"}
+    paper_before = (paper / "metrics.json").read_text()
+    assert main(["run", "--variant", "lsbn", "--calibrate", *common]) == 0  # re-run clean
+    capsys.readouterr()
+    m_clean = json.loads((clean / "metrics.json").read_text())
+    assert m_clean["metrics"]["calib"]["per_subnet"]["n"] == 15
+    assert (paper / "metrics.json").read_text() == paper_before
+    assert len(list((run_dir / "reports").iterdir())) == 3
+
+
+def test_cli_run_seeds_summary(truth_csv, tmp_path, capsys):
     sets = [f"--set={k}={v}" for k, v in {**TINY, "truth.source": str(truth_csv)}.items()]
     rc = main(["run", "--variant", "lsbn", "--calibrate", "--preset", "quick", "--seeds", "2",
                "--runs-root", str(tmp_path), "--no-progress", *sets])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "tau per subnet" in out and "BN calibration" in out and "covers 15/15 candidates" in out
-    summaries = list(tmp_path.glob("summary-lsbn-quick-m2-clean-seeds2020-2021-*"))
+    summaries = list(tmp_path.glob("summary-lsbn-quick-s4-m2-clean-seeds2020-2021-o*-calib"))
     assert len(summaries) == 1
     table = pd.read_csv(summaries[0] / "summary.csv")
     assert (table["n_seeds"] == 2).all() and (summaries[0] / "summary.md").exists()
-
-    rc = main(["run", "--variant", "lsbn", "--protocol", "paper", "--runs-root", str(tmp_path), "--no-progress",
-               *sets, "--set", "score.candidates=45"])
-    assert rc == 0
-    run_dir = next(tmp_path.glob("lsbn-quick-m2-seed2020-*"))
-    m = json.loads((run_dir / "metrics.json").read_text())
-    assert m["protocol"]["name"] == "paper" and m["truth"]["reduce_used"] == "random"
-    assert m["config"]["score"]["eval_split"] == "test"
-    assert m["metrics"]["no_calib"]["per_subnet"]["n"] == 15  # 45 sampled choices, the 30 lowest dropped
-    assert len(pd.read_csv(run_dir / "scores.csv")) == 45
+    assert "ref_params" in set(table["setting"])
+    md = (summaries[0] / "summary.md").read_text()
+    assert "train.epochs=1" in md  # the header says what was run
 
 
 def test_ablation_table(truth_csv, tmp_path):
     cfg = _cfg(truth_csv)
-    table, out = ablation(cfg, ["bn", "lsbn"], runs_root=tmp_path, progress=False, n_boot=50, echo=None)
-    assert out == tmp_path / "ablation-quick-m2"
-    assert list(zip(table["variant"], table["calibration"])) == [("bn", False), ("bn", True),
-                                                                 ("lsbn", False), ("lsbn", True)]
-    for col in ("kendall_tau_subnet", "kendall_tau_subnet_ci_low", "kendall_tau_class", "spearman_subnet",
-                "precision_at_10_subnet", "top1_regret_subnet", "run_dirs"):
+    table, out = ablation(cfg, ["bn", "lsbn"], seeds=2, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
+    # named by what was run: a trial with other settings never lands where the real one goes
+    assert out.parent == tmp_path and out.name.startswith("ablation-quick-s4-m2-clean-seeds2020-2021-o")
+    head = list(zip(table["variant"], table["calibration"]))[:4]
+    assert head == [("bn", False), ("bn", True), ("lsbn", False), ("lsbn", True)]
+    assert {"reference: params", "reference: flops"} <= set(table["variant"])
+    for col in ("kendall_tau_subnet", "kendall_tau_subnet_std", "kendall_tau_class", "spearman_subnet",
+                "precision_at_10_subnet", "precision_at_10_naslib_subnet", "top1_regret_subnet", "reports"):
         assert col in table.columns, col
-    assert all(Path(d).is_dir() for d in table["run_dirs"])
     md = (out / "ablation.md").read_text()
-    assert "| bn | no |" in md and "| lsbn | yes |" in md
-    assert len(pd.read_csv(out / "ablation.csv")) == 4
+    assert "| bn | no |" in md and "| lsbn | yes |" in md and "train.epochs=1" in md
+    paired = pd.read_csv(out / "paired.csv")
+    assert "lsbn (BN calibration)" in set(paired["a"]) and len(paired) == 4  # 2 pairs + 2 calib-vs-none
+    assert (paired["ci_low"] <= paired["difference"]).all() and (paired["difference"] <= paired["ci_high"]).all()
+    # another setting goes elsewhere
+    _, out2 = ablation(_cfg(truth_csv, **{"score.eval_size": 40}), ["bn"], runs_root=tmp_path, progress=False,
+                       n_boot=20, echo=None)
+    assert out2 != out
 
 
 def test_insufficient_truth_fails_before_training(truth_csv, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import random
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pandas as pd
 import pytest
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rankbench.scoring.score as score_mod
-from rankbench.config import RunConfig, ScoreConfig, load_preset
+from rankbench.config import RunConfig, ScoreConfig
 from rankbench.data import ImageSet
 from rankbench.scoring import (
     COLUMNS,
@@ -140,11 +140,10 @@ def test_in_memory_restore_equals_fresh_copies(splits, protocol, channels_last, 
         assert v.is_contiguous(), k
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    calib = score_mod.calibration_batches(splits, proto.calib_split, num_batches=SCORE.calib_batches,
-                                          batch_size=SCORE.calib_batch_size, seed=SCORE.seed,
-                                          augment=proto.calib_augment)
+    eff = proto.score_config(SCORE)  # what the protocol fixes (paper: the whole test split, in order)
+    calib = score_mod.calibration_data(splits, proto, SCORE)
     calib = [b.contiguous(memory_format=fmt) for b in calib]
-    x, y = eval_tensors(splits, SCORE.eval_split)
+    x, y = eval_tensors(splits, eff.eval_split)
     x = x.contiguous(memory_format=fmt)
     for i, sub in enumerate(cands):
         fresh = copy.deepcopy(net).to(memory_format=fmt)
@@ -161,7 +160,9 @@ def test_scores_frame_and_determinism(splits):
     assert list(a.columns) == COLUMNS
     pd.testing.assert_frame_equal(a, b)
     assert a["calibrated"].all() and len(a) == len(cands)
+    assert (a["name"] == [score_mod.arch_name(s) for s in cands]).all()
     assert (a["subnet"] == [s.code for s in cands]).all()
+    assert (a["hash"] == [s.hash for s in cands]).all()
     assert set(a["adjacency"].str.len()) <= {9, 16, 25}  # pruned 3..5-vertex cells
     assert a["accuracy"].between(0, 1).all()
     c = score_candidates(net, cands, splits, SCORE, calibrate=False, progress=False)
@@ -259,7 +260,7 @@ def test_cache_resumes_after_interruption(splits, tmp_path, monkeypatch, group_s
 
 
 def test_score_key():
-    cfg = load_preset("quick")
+    cfg = RunConfig()
     k = score_key(cfg, True)
     assert k == score_key(cfg, True) and k.startswith("calib-")
     assert k != score_key(cfg, False)
@@ -272,6 +273,66 @@ def test_score_key():
     assert score_key(cfg, False) == score_key(replace(cfg, score=replace(cfg.score, calib_batches=9)), False)
     other = replace(cfg, train=replace(cfg.train, seed=1))
     assert score_key(cfg, False) != score_key(other, False)
+    for calib in (True, False):  # the evaluation subset is in the key
+        assert score_key(cfg, calib) != score_key(replace(cfg, score=replace(cfg.score, eval_size=100)), calib)
+
+
+#: a different value for the string fields of ScoreConfig (others: see _other)
+_STR_ALTERNATIVES = {"protocol": {"clean": "paper", "paper": "clean"}, "eval_split": {"valid": "test", "test": "valid"}}
+
+
+def _other(name: str, value):
+    """A different value of the same type (a new field of a new type fails here: extend it)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 3
+    if isinstance(value, float):
+        return value + 0.5
+    if value is None:
+        return 3
+    if isinstance(value, str):
+        return _STR_ALTERNATIVES.get(name, {}).get(value, value + "-other")
+    raise TypeError(f"field {name!r}: no rule for a {type(value).__name__}; extend _other")
+
+
+@pytest.mark.parametrize("protocol", ["clean", "paper"])
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_every_score_field_changes_the_key_or_is_listed(protocol, calibrate):
+    """Every ScoreConfig field changes the cache key, or cannot change a number (listed with
+    its reason), or is fixed by the protocol, or is a calibration setting when not calibrating."""
+    from rankbench.scoring import CALIBRATION_SCORE_FIELDS, SCORE_FIELDS_WITHOUT_EFFECT
+
+    proto = get_protocol(protocol)
+    cfg = RunConfig()
+    cfg = replace(cfg, score=replace(cfg.score, protocol=protocol))
+    base = score_key(cfg, calibrate)
+    exempt = set(SCORE_FIELDS_WITHOUT_EFFECT) | (set(proto.fixed_score_fields()) - {"protocol"})
+    if not calibrate:
+        exempt |= set(CALIBRATION_SCORE_FIELDS)
+    assert set(SCORE_FIELDS_WITHOUT_EFFECT) | set(CALIBRATION_SCORE_FIELDS) <= {f.name for f in fields(ScoreConfig)}
+    assert "eval_size" not in SCORE_FIELDS_WITHOUT_EFFECT
+    for f in fields(ScoreConfig):
+        changed = replace(cfg, score=replace(cfg.score, **{f.name: _other(f.name, getattr(cfg.score, f.name))}))
+        if f.name not in exempt:
+            assert score_key(changed, calibrate) != base, f"score.{f.name} does not change the cache key"
+
+
+@pytest.mark.parametrize("protocol", ["clean", "paper"])
+def test_every_protocol_field_changes_the_key_or_is_listed(protocol):
+    """The protocol's settings that enter scoring (calibration split, reset, augmentation,
+    batches, batch size; evaluation split and size) change the key; the rest are listed."""
+    from rankbench.scoring import PROTOCOL_FIELDS_WITHOUT_EFFECT
+
+    proto = get_protocol(protocol)
+    cfg = RunConfig()
+    base = score_key(proto.apply(cfg), True, proto)
+    assert set(PROTOCOL_FIELDS_WITHOUT_EFFECT) <= {f.name for f in fields(type(proto))}
+    for f in fields(type(proto)):
+        value = getattr(proto, f.name)
+        new = replace(proto, **{f.name: _other(f.name, value)})
+        if f.name not in PROTOCOL_FIELDS_WITHOUT_EFFECT:
+            assert score_key(new.apply(cfg), True, new) != base, f"protocol field {f.name} does not change the key"
 
 
 # -- protocols -------------------------------------------------------------------------------
@@ -288,10 +349,14 @@ def test_protocols():
 
     paper = get_protocol("paper")
     p = paper.apply(cfg)
-    assert (p.score.candidates, p.score.eval_split, p.score.drop_lowest, p.truth.reduce) == (1000, "test", 30, "random")
-    assert not paper.calib_reset and paper.calib_split == "test"
-    cands = paper.candidates(space, p.score)
-    assert len(cands) == 1000 and len(set(cands)) < 1000  # repeats
+    assert (p.score.candidates, p.score.eval_split, p.score.eval_size, p.score.drop_lowest, p.truth.reduce) == \
+        (1000, "test", 0, 30, "random")
+    assert (p.score.calib_batches, p.score.calib_batch_size) == (0, 96)  # the whole split, the public loader's batch
+    assert not paper.calib_reset and not paper.calib_augment and paper.calib_split == "test"
+    assert paper.apply(p) == p and paper.score_config(p.score) == p.score  # idempotent
+    cands = paper.candidates(space, p.score)  # m = 3: all 225 ordered choices, 63 networks
+    assert len(cands) == 225 and len(set(cands)) == 63 and set(cands) == set(space.subnets())
     assert cands == paper.candidates(space, p.score)
+    assert "225" in paper.candidates_note(space, p.score) and clean.candidates_note(space, eff.score) is None
     with pytest.raises(KeyError, match="unknown protocol"):
         get_protocol("nope")

@@ -93,3 +93,49 @@ def test_cli_spaces_show_json(capsys):
 def test_cli_spaces_show_unknown_space(capsys):
     assert main(["spaces", "show", "s9"]) == 2
     assert "unknown search space" in capsys.readouterr().err
+
+
+def test_s4_arch_protocol():
+    space = create_space("s4", m=4)
+    assert space.tag == "s4-m4" and space.settings() == {"m": 4} and space.group_column == "num_paths"
+    s = Subnet.from_code("-3m1")
+    assert s.name == s.code == "-3m1" and space.arch_from_name("-3m1") == s
+    assert space.describe(s) == {"num_paths": 3}
+    # a spec maps to the first subnet of its hash class; isomorphic specs to the same one
+    first = space.hash_classes()[s.hash][0]
+    assert space.arch_from_spec(s.spec) == space.arch_from_spec(Subnet.from_code("m31-").spec) == first
+    with pytest.raises(ValueError, match="not in S4Space"):
+        create_space("s4", m=1).arch_from_spec(s.spec)
+    with pytest.raises(ValueError, match="this space has m=2"):
+        create_space("s4", m=2).arch_from_name("3---")
+    # a seeded sample of the candidates, kept in candidate order
+    every = space.candidates()
+    some = space.candidates(10, seed=1)
+    assert len(some) == 10 and some == sorted(some, key=every.index) and some != space.candidates(10, seed=2)
+    assert space.subnets() == every
+
+
+def test_s4_m_is_the_space_setting():
+    from rankbench.config import ConfigError, RunConfig, apply_overrides, load_preset
+
+    for preset in ("quick", "paper"):
+        cfg = load_preset(preset)
+        assert cfg.space.name == "s4" and cfg.space.m == 4 and "m" not in cfg.to_dict()["model"]
+    cfg = load_preset("quick")
+    three = apply_overrides(cfg, ["space.m=3"])
+    assert three.space.m == 3 and three.space.settings() == {"m": 3}
+    assert three.training_fingerprint("cpu") != cfg.training_fingerprint("cpu")
+    assert apply_overrides(cfg, {"model.m": 3}) == three  # the old name is an alias
+    assert three.model.m == 3 and three.model.space == "s4"  # read-only compatibility
+    with pytest.raises(ConfigError, match="m = 1..4"):
+        apply_overrides(cfg, ["space.m=5"])
+    with pytest.raises(ConfigError, match="no setting 'n'; known: m"):
+        apply_overrides(cfg, ["space.n=3"])
+    with pytest.raises(ConfigError, match="unknown search space 's9'"):
+        apply_overrides(cfg, ["space.name=s9"])
+    # a config written before [space] existed loads, with the same training fingerprint
+    old = three.to_dict()
+    old["model"] = {**old["model"], "space": "s4", "m": 3}
+    del old["space"]
+    loaded = RunConfig.from_dict(old)
+    assert loaded == three and loaded.training_fingerprint("cpu") == three.training_fingerprint("cpu")

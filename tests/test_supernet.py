@@ -1,14 +1,14 @@
-"""Supernet variants: NB101 parameter equality, gradients only on the active subnet,
-forward/backward and state_dict round trips for every registered variant."""
-import io
-import random
-
+"""S4 supernets: NB101 parameter equality, the S4 cell's norms and SPOS, building from a
+config. (tests/test_contracts.py sweeps every space x variant for forward/backward,
+gradients only on used weights, state_dict round trips.)"""
 import pytest
 import torch
 
+from rankbench.config import RunConfig, apply_overrides
 from rankbench.nb101.network import nb101_parameters
 from rankbench.spaces import Subnet, create_space
-from rankbench.supernet import create_supernet, list_variants
+from rankbench.supernet import create_supernet, supernet_from_config, variant_info
+from rankbench.supernet.norms import NORMS
 
 TINY = dict(width=4, stacks=2, cells_per_stack=1)
 
@@ -31,52 +31,6 @@ def test_bn_subnet_params_equal_nb101_for_every_hash_class(space):
 def test_mixpath_supernet_size_matches_the_paper(space):
     # MixPath paper: 52.9M parameters for the S4 supernet
     assert round(create_supernet(space, "bn").param_count() / 1e6, 1) == 52.9
-
-
-@pytest.mark.parametrize("variant", list_variants())
-def test_forward_backward_and_gradients_only_on_used_weights(variant, space):
-    torch.manual_seed(0)
-    net = create_supernet(space, variant, **TINY)
-    x = torch.randn(6, 3, 16, 16)
-    rng = random.Random(1)
-    for _ in range(3):
-        sub = space.sample(rng)
-        net.zero_grad(set_to_none=True)
-        out = net(x, sub)
-        assert out.shape == (6, 10) and torch.isfinite(out).all()
-        out.logsumexp(1).mean().backward()
-        used = {name for name, _ in net.used_parameters(sub)}
-        with_grad = {n for n, p in net.named_parameters() if p.grad is not None}
-        assert with_grad == used, (variant, sub.code)
-        assert 0 < len(used) < len(list(net.parameters()))
-
-
-@pytest.mark.parametrize("variant", list_variants())
-def test_per_cell_arch(variant, space):
-    net = create_supernet(space, variant, width=4, stacks=2, cells_per_stack=2)
-    arch = space.sample_arch(random.Random(0), net.num_cells, per_cell=True)
-    assert net(torch.randn(2, 3, 8, 8), arch).shape == (2, 10)
-    with pytest.raises(ValueError, match="one per cell"):
-        net(torch.randn(2, 3, 8, 8), arch[:1])
-
-
-@pytest.mark.parametrize("variant", list_variants())
-def test_state_dict_round_trip(variant, space):
-    torch.manual_seed(0)
-    a = create_supernet(space, variant, **TINY)
-    x = torch.randn(4, 3, 8, 8)
-    sub = space.subnets()[-1]
-    a.train()
-    a(x, sub)  # move some running statistics
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    torch.manual_seed(1)
-    b = create_supernet(space, variant, **TINY)
-    b.load_state_dict(torch.load(buf))
-    a.eval(), b.eval()
-    for s in (space.subnets()[0], sub):
-        assert torch.equal(a(x, s), b(x, s))
 
 
 def test_unused_weights_get_no_momentum_or_weight_decay_update(space):
@@ -131,6 +85,42 @@ def test_spos_gives_every_hash_class_its_own_weights(space):
     assert len(net.cells[0].candidates) == 34
 
 
-def test_unknown_variant_is_a_clear_error(space):
-    with pytest.raises(KeyError, match="unknown variant 'nope'; known: bn, esbn, lsbn, scale, spos"):
-        create_supernet(space, "nope")
+@pytest.mark.parametrize("norm", ["bn", "lsbn", "esbn", "scale"])
+def test_norms_know_only_the_summed_inputs(norm):
+    """A norm is keyed by the ids of the inputs summed, not by any space's arch: the same
+    classes serve S4's node 5 (inputs 1..m) and any other cell (e.g. vertex ids 0, 2, 3)."""
+    torch.manual_seed(0)
+    mod = NORMS.get(norm)(4, (0, 2, 3), bn_momentum=0.1).eval()
+    for bn in mod.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.uniform_(-1, 1)  # tell the BNs apart
+    x = torch.randn(2, 4, 3, 3)
+    one, two, other_two = mod.bns((2,)), mod.bns((0, 3)), mod.bns((2, 3))
+    assert len(one) == len(two) == 1
+    if norm == "lsbn":  # one BN per fan-in 1..3
+        assert len(mod.sbn) == 3 and one[0] is mod.sbn[0] and two[0] is other_two[0] is mod.sbn[1]
+    elif norm == "esbn":  # one BN per non-empty subset of {0, 2, 3}
+        assert len(mod.sbn) == 7 and two[0] is mod.sbn["n03"] and two[0] is not other_two[0]
+    else:
+        assert one[0] is two[0]
+    scale = 2 if norm == "scale" else 1
+    assert torch.allclose(mod(x, (0, 3)), two[0](x / scale))
+
+
+def test_supernet_by_name_and_from_config():
+    torch.manual_seed(0)
+    a = create_supernet("s4", "esbn", m=2, width=4, stacks=1, cells_per_stack=1)
+    assert a.space.m == 2 and len(a.cells[0].norm.sbn) == 3
+    with pytest.raises(TypeError, match="space settings"):
+        create_supernet(create_space("s4"), "bn", m=2)
+    cfg = apply_overrides(RunConfig(), {"space.m": 3, "model.variant": "lsbn", "model.width": 4,
+                                        "model.stacks": 1, "model.cells_per_stack": 1})
+    for source in (cfg, cfg.model):  # cfg.model: callers that have not switched yet
+        torch.manual_seed(0)
+        net = supernet_from_config(source)
+        assert net.space.settings() == {"m": 3} and net.variant == "lsbn" and len(net.cells[0].norm.sbn) == 3
+
+
+def test_spos_is_s4_only_and_says_so():
+    assert variant_info("spos").spaces == ("s4",)
+    assert variant_info("spos").norm is None and variant_info("lsbn").norm == "lsbn"

@@ -357,3 +357,151 @@ def test_cli_list(capsys):
     assert main(["list", "presets"]) == 0
     out = capsys.readouterr().out
     assert "quick" in out and "paper" in out
+
+
+# -- configuration: what enters the training fingerprint -----------------------------------------
+
+
+def test_training_fingerprint_holds_only_what_takes_effect():
+    cfg = tiny_cfg()
+    fp = cfg.training_fingerprint("cpu")
+    assert cfg.training_fingerprint() == fp  # train.device = "cpu"
+    # no effect on a CPU training: amp (bf16 autocast is CUDA only), and what never changes weights
+    for key, value in {"train.amp": not cfg.train.amp, "train.checkpoint_interval_s": 1.5,
+                       "train.tensorboard": True, "train.checkpoint_every": 3, "train.num_threads": 2,
+                       "train.device": "auto"}.items():
+        assert tiny_cfg(**{key: value}).training_fingerprint("cpu") == fp, key
+    for key, value in {"train.compile": True, "train.channels_last": False, "train.lr": 0.1,
+                       "train.sampling": "per_cell", "model.width": 8}.items():
+        assert tiny_cfg(**{key: value}).training_fingerprint("cpu") != fp, key
+    # on CUDA amp takes effect
+    assert tiny_cfg(**{"train.amp": False}).training_fingerprint("cuda") != cfg.training_fingerprint("cuda")
+    assert tiny_cfg(**{"train.tensorboard": True}).training_fingerprint("cuda") == cfg.training_fingerprint("cuda")
+
+
+def test_config_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, rankbench.config; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"
+
+
+# -- checkpoints on a time interval (a real SIGKILL: tests/test_kill.py) ---------------------------
+
+
+def test_checkpoint_interval_checkpoints_within_epochs(splits, tmp_path):
+    seen = {}
+
+    def look(name):
+        def cb(epoch, step):
+            if (epoch, step) == (1, 2):
+                pos = load_checkpoint(tmp_path / name / CHECKPOINT)["position"]
+                seen[name] = (pos["epoch"], pos["step"])
+
+        return cb
+
+    ref, _ = run_fit(tiny_cfg(**{"train.checkpoint_interval_s": 0}), splits, tmp_path / "epochs",
+                     on_step=look("epochs"))
+    often, _ = run_fit(tiny_cfg(**{"train.checkpoint_interval_s": 1e-6}), splits, tmp_path / "often",
+                       on_step=look("often"))
+    assert seen == {"epochs": (1, 0), "often": (1, 2)}
+    assert same_weights(ref, often)
+
+
+# -- TensorBoard ----------------------------------------------------------------------------------
+
+
+class _Groups:
+    """The space contract the TensorBoard hook reads: ``describe(arch)[group_column]``."""
+
+    group_column = "num_paths"
+
+    def describe(self, arch):
+        return {"num_paths": arch.num_paths}
+
+
+def test_tensorboard_events(splits, tmp_path):
+    pytest.importorskip("tensorboard")
+    import random
+    from collections import Counter
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rankbench.train import log_ranking_metrics
+
+    cfg = tiny_cfg(**{"train.tensorboard": True})
+
+    def stop(epoch, step):
+        if (epoch, step) == (1, 1):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(cfg, splits, tmp_path, on_step=stop, space=_Groups())
+    _, out = run_fit(cfg, splits, tmp_path, resume=True, space=_Groups())
+    tags = log_ranking_metrics(tmp_path, {"calib": {"kendall_tau": 0.5, "per_subnet": [1, 2], "n": 3},
+                                          "note": "text", "ok": True})
+    assert tags == ["ranking/calib/kendall_tau", "ranking/calib/n"]
+
+    ea = EventAccumulator(str(tmp_path / "tensorboard"))
+    ea.Reload()
+    spe = out["steps_per_epoch"]
+    for tag in ("step/loss", "step/acc", "step/lr"):  # every step once, across the interruption
+        assert [e.step for e in ea.Scalars(tag)] == list(range(1, 2 * spe + 1)), tag
+    rows = read_log(tmp_path / "train_log.csv")
+    for tag, col in (("epoch/loss", "train_loss"), ("epoch/acc", "train_acc"), ("epoch/lr", "lr")):
+        events = ea.Scalars(tag)
+        assert [e.step for e in events] == [spe, 2 * spe]
+        assert [e.value for e in events] == pytest.approx([r[col] for r in rows], rel=1e-5), tag
+    # epoch 1's sampled archs by number of paths: replay the sampler (one arch per step)
+    net = make_net(cfg)
+    rng = random.Random(cfg.train.seed)
+    expected = Counter(net.space.sample_arch(rng, net.num_cells).num_paths for _ in range(spe))
+    counts = {int(t.split("=")[1]): {e.step: int(e.value) for e in ea.Scalars(t)} for t in ea.Tags()["scalars"]
+              if t.startswith("sampled/num_paths=")}
+    assert {k: c[spe] for k, c in counts.items() if spe in c} == dict(expected)
+    assert sum(c.get(2 * spe, 0) for c in counts.values()) == spe - 1  # the resumed epoch: since the resume
+    (ranking,) = ea.Scalars("ranking/calib/kendall_tau")
+    assert ranking.value == 0.5 and ranking.step == 2 * spe
+
+
+def test_tensorboard_missing_fails_before_training(splits, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    cfg = tiny_cfg(**{"train.tensorboard": True})
+    with pytest.raises(ValueError, match=r'pip install "rankbench\[tb\]"'):
+        run_fit(cfg, splits, tmp_path / "fit")
+    assert not (tmp_path / "fit" / CHECKPOINT).exists() and not (tmp_path / "fit" / "train_log.csv").exists()
+    with pytest.raises(ValueError, match=r'pip install "rankbench\[tb\]"'):
+        train_supernet(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_sparse_loss_syncs_checkpoint_and_resume_exactly(splits, tmp_path):
+    """As on CUDA, losses reach the host every few steps: an interrupt or a timed checkpoint
+    between two syncs syncs first, and the resumed run still ends exactly as the reference."""
+    from rankbench.train import Hook
+
+    class SyncEvery3(Hook):
+        def on_start(self, loop):
+            loop.check_every = 3
+
+    cfg = tiny_cfg()
+    ref, _ = run_fit(cfg, splits, tmp_path / "ref")
+
+    def stop(epoch, step):
+        if (epoch, step) == (1, 2):  # two steps of epoch 2 not synced yet
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(tiny_cfg(**{"train.checkpoint_interval_s": 0}), splits, tmp_path / "cut", on_step=stop,
+                hooks=[SyncEvery3()])
+    pos = load_checkpoint(tmp_path / "cut" / CHECKPOINT)["position"]
+    assert (pos["epoch"], pos["step"], pos["seen"]) == (1, 2, 2 * cfg.data.batch_size)
+    resumed, _ = run_fit(tiny_cfg(**{"train.checkpoint_interval_s": 1e-6}), splits, tmp_path / "cut", resume=True,
+                         hooks=[SyncEvery3()])
+    assert same_weights(ref, resumed)
+    a, b = read_log(tmp_path / "ref" / "train_log.csv"), read_log(tmp_path / "cut" / "train_log.csv")
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]

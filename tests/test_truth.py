@@ -20,6 +20,7 @@ from rankbench.truth import (
     load_truth,
     load_truth_csv,
     measure_truth,
+    measured_truth_reliability,
     truth_from_store,
 )
 
@@ -170,3 +171,86 @@ def test_measured_truth_tiny(tmp_path, monkeypatch):
     # another network on the same file: refused
     with pytest.raises(ValueError, match="different network"):
         measure_truth(space, apply_overrides(cfg, {"model.width": 8}), out, seeds=2, progress=False)
+
+
+# -- repeats per candidate and the truth's reliability ----------------------------------------
+def test_repeats_for_nb101_candidates(fixture_store):
+    path, cells = fixture_store
+    hashes = sorted(cells)[:4]
+    with open_store(path) as store:
+        truth = truth_from_store([_spec(cells[h]) for h in hashes], store)
+    asked = [hashes[1], "0" * 32, hashes[1], hashes[3]]
+    reps = truth.repeats_for(asked)
+    assert reps.shape == (4, 3) and np.isnan(reps[1]).all()
+    for row, h in ((0, hashes[1]), (2, hashes[1]), (3, hashes[3])):
+        stored = [r["final_validation_accuracy"] for r in cells[h]["epochs"]["108"]]
+        assert sorted(reps[row]) == pytest.approx(sorted(stored), abs=1e-12)
+    # the mean of a candidate's repeats is its truth
+    vals, _ = truth.values(asked)
+    assert reps[[0, 2, 3]].mean(axis=1) == pytest.approx(vals[[0, 2, 3]], abs=1e-12)
+    assert truth.repeats_for([]).shape == (0, 3)
+
+
+def test_nb101_truth_describes_its_reliability(fixture_store):
+    from rankbench.metrics import split_half_reliability
+
+    path, cells = fixture_store
+    with open_store(path) as store:
+        truth = truth_from_store([_spec(c) for c in cells.values()], store)
+    rel = truth.describe()["reliability"]
+    assert rel == split_half_reliability(truth.repeats) and rel["n_seeds"] == 3 and rel["n_classes"] == 30
+    assert rel["n_splits"] == 3 and 0.0 <= rel["estimated_tau"] <= 1.0
+    one = replace(truth, table=truth.table.drop(columns=["repeat_1", "repeat_2"]))
+    assert one.reliability() is None and "reliability" not in one.describe()
+
+
+def _measured_csv(path: Path, rows: list[tuple[str, int, float]]) -> Path:
+    pd.DataFrame([{"hash": h, "seed": s, "validation_accuracy": a} for h, s, a in rows]).to_csv(path, index=False)
+    return path
+
+
+def test_measured_repeats_are_aligned_by_seed(tmp_path):
+    # rows out of seed order, one class without seed 7: repeat_j is seed j for every class
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    path = _measured_csv(tmp_path / "t.csv", [(a, 7, 0.30), (b, 5, 0.41), (a, 5, 0.32), (c, 5, 0.50),
+                                               (b, 7, 0.43), (c, 6, 0.52), (a, 6, 0.31), (b, 6, 0.40)])
+    t = load_truth_csv(path)
+    assert t.repeat_seeds == (5, 6, 7)
+    reps = t.repeats_for([a, b, c])
+    np.testing.assert_array_equal(reps, [[0.32, 0.31, 0.30], [0.41, 0.40, 0.43], [0.50, 0.52, np.nan]])
+    vals, _ = t.values([a, b, c])
+    assert vals == pytest.approx([0.31, 0.41333333333333333, 0.51], abs=1e-12)
+    assert list(t.table["n_repeats"]) == [3, 3, 2]
+    d = t.describe()
+    assert d["seeds"] == [5, 6, 7]
+    # reliability: class c lacks seed 7, so either all classes on seeds 5 and 6 (6 values) or
+    # classes a, b on all seeds (6 values, but too few classes to rank)
+    assert d["reliability"]["seeds"] == [5, 6] and d["reliability"]["n_classes"] == 3
+
+
+def test_measured_truth_reliability(tmp_path):
+    from rankbench.metrics import split_half_reliability
+
+    rng = np.random.default_rng(0)
+    mu = rng.random(40)
+    rows = [(f"{i:032x}", s, float(np.round(mu[i] + rng.normal(0, 0.1), 3))) for s in (1, 2, 3, 4) for i in range(40)]
+    path = _measured_csv(tmp_path / "m.csv", rows)
+    rel = measured_truth_reliability(path, n_splits=50)
+    table = pd.read_csv(path, dtype={"hash": str}).pivot(index="hash", columns="seed", values="validation_accuracy")
+    assert rel == {**split_half_reliability(table.to_numpy(), n_splits=50), "seeds": [1, 2, 3, 4]}
+    assert rel["n_seeds"] == 4 and rel["n_splits"] == 3 and 0.5 < rel["estimated_tau"] <= 1.0
+    one = _measured_csv(tmp_path / "one.csv", [r for r in rows if r[1] == 1])
+    with pytest.raises(ValueError, match="fewer than 2 seeds"):
+        measured_truth_reliability(one)
+
+
+def test_reliability_of_a_measurement_in_progress_keeps_the_most_values(tmp_path):
+    rng = np.random.default_rng(1)
+    mu = rng.random(10)
+    rows = [(f"{i:032x}", s, float(np.round(mu[i] + rng.normal(0, 0.05), 3))) for s in (1, 2, 3, 4) for i in range(10)]
+    # one class lacks seed 4: 9 classes x 4 seeds (36 values) beat 10 classes x 3 seeds (30)
+    t = load_truth_csv(_measured_csv(tmp_path / "a.csv", rows[:-1]))
+    assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (9, [1, 2, 3, 4])
+    # half the classes lack seeds 3 and 4: 10 classes x 2 seeds (20) beat 5 x 4 (20) on classes
+    t = load_truth_csv(_measured_csv(tmp_path / "b.csv", [r for r in rows if r[1] <= 2 or int(r[0], 16) < 5]))
+    assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (10, [1, 2])

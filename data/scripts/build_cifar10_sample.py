@@ -19,7 +19,8 @@ import zipfile
 from pathlib import Path
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-DEFAULT_SOURCE = "/work/shared/data/cifar10/cifar10-jpeg.zip"
+# the project's read-only data folder, a sibling of the checkout (../shared)
+DEFAULT_SOURCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.zip"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "cifar10-sample.zip"
 PER_CLASS = {"train": 500, "test": 100}
 MAX_BYTES = 10 * 1024 * 1024

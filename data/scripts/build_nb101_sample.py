@@ -13,7 +13,7 @@ Inputs (NAS-Bench-101 release, Apache-2.0, google-research/nasbench, as republis
 Cells are merged by hash (the sources overlap only where the 1k file repeats the 20k); values
 that two sources both give must agree, and every spec's recomputed hash must equal its key.
 
-    python data/scripts/build_nb101_sample.py [--source /work/shared/data/nb101] [--out data/nb101-sample.h5]
+    python data/scripts/build_nb101_sample.py [--source ../shared/data/nb101] [--out data/nb101-sample.h5]
 """
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def write(cells: dict[str, Cell], out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=Path("/work/shared/data/nb101"),
+    ap.add_argument("--source", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nb101",
                     help="folder holding the four NB101 subset files")
     ap.add_argument("--out", type=Path, default=REPO / "data" / "nb101-sample.h5")
     args = ap.parse_args()

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "rankbench.cli.train",
     "rankbench.cli.run",
     "rankbench.cli.figures",
+    "rankbench.cli.compare",
 )
 
 

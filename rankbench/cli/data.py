@@ -25,8 +25,9 @@ def add_parser(subparsers) -> None:
                          description="Read an official NB101 tfrecord (no TensorFlow needed) and write "
                                      "the HDF5 store rankbench.nb101.open() reads.")
     imp.add_argument("file", type=Path, help="nasbench_only108.tfrecord or nasbench_full.tfrecord")
-    imp.add_argument("--out", type=Path, default=None,
-                     help="store to write (default: $RANKBENCH_HOME/nb101.h5, ~/.cache/rankbench/nb101.h5)")
+    imp.add_argument("--out", default=None,
+                     help="store file (.h5) or folder to write nb101.h5 into (default: $RANKBENCH_HOME/nb101.h5, "
+                          "~/.cache/rankbench/nb101.h5); checked before the import starts")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
@@ -91,19 +92,28 @@ def _open(path: Path | None):
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rankbench.nb101.importer import import_tfrecord
-    from rankbench.nb101.tfrecord import CorruptRecordError
+    from rankbench.nb101.importer import NotNB101Error, import_tfrecord, resolve_destination
+    from rankbench.nb101.store import default_path
+    from rankbench.nb101.tfrecord import CorruptRecordError, NotTFRecordError
 
     if not args.file.is_file():
         raise CLIError(f"no such file: {args.file}", EXIT_INVALID)
     try:
-        s = import_tfrecord(args.file, args.out, progress=not args.quiet)
+        out = resolve_destination(args.out)  # before the import, which takes minutes on the real file
+    except ValueError as e:
+        raise CLIError(str(e), EXIT_INVALID) from None
+    try:
+        s = import_tfrecord(args.file, out, progress=not args.quiet)
+    except (NotTFRecordError, NotNB101Error) as e:
+        raise CLIError(f"{e}. Nothing was written; give the official nasbench_only108.tfrecord (or "
+                       f"nasbench_full.tfrecord) from https://github.com/google-research/nasbench",
+                       EXIT_INVALID) from None
     except CorruptRecordError as e:
         raise CLIError(f"{e}. Nothing was written; download the file again.", EXIT_INVALID) from None
     print(f"wrote {s.path}: {s.cells:,} cells, {s.records:,} records, epochs {list(s.epochs)}, "
           f"up to {s.max_repeats} repeats per cell ({s.seconds:.1f} s, {s.records_per_second:,.0f} records/s)")
-    from rankbench.nb101.store import default_path
-
+    if s.warning:
+        print(f"warning: {s.warning}", file=sys.stderr)
     if s.path.resolve() != default_path().resolve():
         print(f"rankbench.nb101.open() finds it with RANKBENCH_DATA={s.path}")
     return 0
@@ -116,7 +126,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     kind = "bundled sample" if info["is_sample"] else "imported store"
-    print(f"store: {info['path']} ({kind}, found via {info['resolved_from']})")
+    via = "" if info["resolved_from"] == "the bundled sample" else f", found via {info['resolved_from']}"
+    print(f"store: {info['path']} ({kind}{via})")
     print(f"format: {info['format']} v{info['format_version']}")
     print(f"cells: {info['num_cells']:,} ({info['cells_with_spec']:,} with spec, "
           f"{info['cells_with_params']:,} with parameter count)")
@@ -125,12 +136,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"epochs {e}: repeats {reps}; fields {', '.join(info['fields'][e])}")
     for k, v in info["provenance"].items():
         print(f"{k}: {v}")
+    if info["warning"]:
+        print(f"warning: {info['warning']}", file=sys.stderr)
     return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from rankbench.nb101.spec import InvalidSpecError, ModelSpec
-    from rankbench.nb101.store import MissingDataError, NotInStoreError
+    from rankbench.nb101.store import NB101_NUM_CELLS, MissingDataError, NotInStoreError
 
     spec = None
     if args.adjacency is not None:
@@ -154,7 +167,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         except NotInStoreError:
             raise CLIError(f"cell {h} is not in this store ({st.path}, {st.num_cells:,} cells"
                            + ("; for the full benchmark run: rankbench data import nasbench_only108.tfrecord"
-                              if st.is_sample or st.num_cells < 423624 else "") + ")",
+                              if st.is_sample or st.num_cells < NB101_NUM_CELLS else "") + ")",
                            EXIT_NOT_FOUND) from None
         except MissingDataError:
             params = None

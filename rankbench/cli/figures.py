@@ -14,17 +14,25 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "figures", help="draw the paper's figures from run directories",
         description="For each run directory: training curves; rank agreement and one-shot accuracy by "
-                    "number of active paths (if it was scored: scores.csv); cosine similarity of path "
-                    "features (MixPath variants) and shadow-BN statistics (lsbn, esbn) from its trained "
-                    "supernet. With several runs also the comparisons. Each figure is written as PNG and "
-                    "PDF with the CSV of its numbers; per-run figures go to OUT/<run name>/.")
+                    "the space's column (S4: active paths) from the run's report; cosine similarity of "
+                    "path features (S4) and shadow-BN statistics (shadow-BN variants) from its trained "
+                    "supernet. With several runs also the comparisons, which refuse to pool runs of "
+                    "different configs or scoring setups unless --allow-mixed. Each figure is written as "
+                    "PNG and PDF with the CSV of its numbers; per-run figures go to OUT/<run name>/ "
+                    "(report figures to OUT/<run name>/<report>/).")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                   help="run directories (runs/<variant>-<preset>-m<M>-seed<S>-<id>)")
+                   help="run directories (runs/<variant>-<preset>-<space>-seed<S>-<id>)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--cell", type=int, default=None,
                    help="cell index (0-based) of the cosine and SBN figures (default 0)")
     p.add_argument("--images", type=int, default=None,
                    help="training images in the cosine figure's fixed batch (default 64)")
+    p.add_argument("--report", default=None, metavar="NAME",
+                   help="which report of each run to draw (a name or a unique prefix, e.g. paper-calib; "
+                        "default: each run's only report)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="draw runs of different configs or scoring setups as separately labelled groups "
+                        "(default: refuse, listing how they differ)")
     p.set_defaults(func=run_figures_cmd)
 
 
@@ -45,7 +53,8 @@ def run_figures_cmd(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"note: {msg}", file=sys.stderr)
 
-    paths = make_figures(args.run_dirs, args.out, args.cell, images=images, log=log)
+    paths = make_figures(args.run_dirs, args.out, args.cell, report=args.report, allow_mixed=args.allow_mixed,
+                         images=images, log=log)
     for p in paths:
         print(p)
     return EXIT_OK

@@ -7,53 +7,57 @@ import sys
 from pathlib import Path
 
 from rankbench.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, CLIError
-from rankbench.cli._config import add_config_options, config_from_args
+from rankbench.cli._config import add_config_options, add_tensorboard_option, config_from_args, print_dry_run
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a supernet (resumable; a finished run is reused)",
-        description="Train a one-shot supernet into a run directory (runs/<variant>-<preset>-m<M>-seed<S>-"
+        description="Train a one-shot supernet into a run directory (runs/<variant>-<preset>-<space>-seed<S>-"
                     "<fingerprint>/ unless --out is given). A run with the same training config that "
                     "already finished is reused; an interrupted one continues with --resume. Under "
                     "torchrun (torchrun --nproc_per_node N -m rankbench train ...) it trains with "
                     "DistributedDataParallel; data.batch_size is then the global batch.")
-    p.add_argument("--variant", help="supernet variant (rankbench list variants); default: the preset's")
-    p.add_argument("--space", help="search space (rankbench list spaces); default: the preset's")
+    p.add_argument("--variant", help="supernet variant (rankbench list variants); default: the preset's "
+                                     "model.variant, else lsbn")
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
     p.add_argument("--epochs", type=int, help="training epochs (train.epochs)")
     p.add_argument("--out", type=Path, help="run directory (default: named after the config under --runs-root)")
     p.add_argument("--runs-root", type=Path, help="where run directories go (default $RANKBENCH_RUNS or ./runs)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     add_config_options(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run_train)
 
-    lp = subparsers.add_parser("list", help="list registered variants, search spaces or presets",
+    lp = subparsers.add_parser("list", help="list registered variants, search spaces, scoring protocols or presets",
                                description="List what the registries hold.")
-    lp.add_argument("what", choices=("variants", "spaces", "presets"))
+    lp.add_argument("what", choices=("variants", "spaces", "protocols", "presets"))
     lp.set_defaults(func=run_list)
 
 
 def build_config(args: argparse.Namespace):
-    """Preset, then the named options, then --set overrides."""
-    return config_from_args(args, {"model.variant": args.variant, "model.space": args.space,
-                                   "train.seed": args.seed, "train.epochs": args.epochs})
+    """Preset, then the named options, then --set overrides; validated."""
+    return config_from_args(args, {"model.variant": args.variant, "train.seed": args.seed,
+                                   "train.epochs": args.epochs})
 
 
 def run_train(args: argparse.Namespace) -> int:
     from rankbench import distributed, rundir
     from rankbench.train import CHECKPOINT, DONE, LOG, TrainingDivergedError, train_supernet
 
-    cfg = build_config(args)
+    cfg = build_config(args)  # validated: a bad value exits here, before anything is created
+    run_dir = args.out if args.out is not None else rundir.run_dir_for(cfg, args.runs_root)
+    if args.dry_run:
+        return print_dry_run(cfg, [("run directory", run_dir)])
     distributed.init_from_env(cfg.train.device)  # under torchrun: join the process group
     if not distributed.is_main():
         return _run_train_quiet(cfg, args)
-    run_dir = args.out if args.out is not None else rundir.run_dir_for(cfg, args.runs_root)
     progress = not args.no_progress
     reused = rundir.is_finished(run_dir)
     print(f"run directory: {run_dir}" + (f" ({distributed.describe()})" if distributed.is_distributed() else ""))
     try:
-        train_supernet(cfg, run_dir, resume=args.resume, progress=progress)
+        # a reused run says so once, below (train_supernet would announce it too)
+        train_supernet(cfg, run_dir, resume=args.resume, progress=progress and not reused)
     except TrainingDivergedError as e:
         raise CLIError(str(e), code=EXIT_FAIL) from None
     except KeyboardInterrupt:
@@ -97,6 +101,10 @@ def run_list(args: argparse.Namespace) -> int:
         from rankbench.spaces import SPACES
 
         _print_table(SPACES.describe())
+    elif args.what == "protocols":
+        from rankbench.scoring.protocols import PROTOCOLS
+
+        _print_table(PROTOCOLS.describe())
     else:
         from importlib import resources
 

@@ -1,4 +1,5 @@
-"""Reading what figures need from run directories (config, scores, training log)."""
+"""Reading what figures need from run directories: config, the report to draw (scores and
+its setup), training log, the search space and its descriptive column."""
 from __future__ import annotations
 
 import os
@@ -7,43 +8,75 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rankbench import rundir
 from rankbench.config import RunConfig
 from rankbench.figures.style import variant_label
+from rankbench.rundir import RunDir
 
-SCORES = "scores.csv"
-METRICS = "metrics.json"
-TRAIN_LOG = "train_log.csv"
-WEIGHTS = "supernet.pt"
-
-_SCORE_DTYPES = {"subnet": str, "hash": str, "adjacency": str, "ops": str}
+__all__ = ["check_run_dir", "load_config", "select_report", "has_reports", "load_scores", "load_train_log",
+           "space_of", "space_label", "group_column", "run_label", "truth_label", "percent_factor", "as_percent"]
 
 
 def check_run_dir(path: str | os.PathLike) -> Path:
     """``path`` as a Path if it is a rankbench run directory, else a clear error."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist; pass a run directory (runs/<variant>-<preset>-m<M>-...)")
+        raise FileNotFoundError(f"{p} does not exist; pass a run directory (runs/<variant>-<preset>-<space>-...)")
     if not p.is_dir():
-        raise FileNotFoundError(f"{p} is not a directory; pass a run directory (runs/<variant>-<preset>-m<M>-...)")
-    if not (p / "config.json").exists():
+        raise FileNotFoundError(f"{p} is not a directory; pass a run directory (runs/<variant>-<preset>-<space>-...)")
+    if not RunDir(p).exists():
         raise FileNotFoundError(
-            f"{p} is not a rankbench run directory (no config.json); pass a folder that "
-            f"`rankbench train` or `rankbench run` created, e.g. runs/lsbn-quick-m4-seed2020-<id>")
+            f"{p} is not a rankbench run directory (no {RunDir.CONFIG}); pass a folder that "
+            f"`rankbench train` or `rankbench run` created, e.g. runs/lsbn-quick-s4-m4-seed2020-<id>")
     return p
 
 
 def load_config(run_dir: str | os.PathLike) -> RunConfig:
-    return rundir.load_config(check_run_dir(run_dir))
+    return RunDir(check_run_dir(run_dir)).load_config()
+
+
+def has_reports(run_dir: str | os.PathLike) -> bool:
+    """Whether the run has been scored (holds at least one report)."""
+    return bool(RunDir(run_dir).reports())
+
+
+def select_report(run_dir: str | os.PathLike, report: str | None = None):
+    """The report of ``run_dir`` a figure draws: ``report`` (a name or a unique prefix of one,
+    e.g. ``paper-calib``), or the run's only report; else an error listing the reports there
+    (:func:`rankbench.reports.load_report`)."""
+    from rankbench.reports import load_report
+
+    return load_report(check_run_dir(run_dir), report)
+
+
+def space_of(cfg: RunConfig):
+    """The search space a run's config describes."""
+    from rankbench.spaces import space_from_config
+
+    return space_from_config(cfg)
+
+
+def space_label(cfg: RunConfig) -> str:
+    """``s4, m=4`` / ``nb101``: the space and its settings."""
+    return ", ".join([cfg.space.name] + [f"{k}={v}" for k, v in cfg.space.settings().items()])
+
+
+def group_column(cfg: RunConfig, scores: pd.DataFrame | None = None) -> str:
+    """The descriptive column figures group subnets by (the space's ``group_column``: S4
+    ``num_paths``); checked against ``scores`` when given."""
+    col = space_of(cfg).group_column
+    if scores is not None and col not in scores.columns:
+        raise ValueError(f"the scores lack the space's group column {col!r}; columns: {list(scores.columns)} "
+                         f"(re-score the run with `rankbench run`)")
+    return col
 
 
 def run_label(cfg: RunConfig) -> str:
-    """Short human name: ``LSBN, quick preset, m=4, seed 2020``."""
-    return f"{variant_label(cfg.model.variant)}, {cfg.preset} preset, m={cfg.model.m}, seed {cfg.train.seed}"
+    """Short human name: ``LSBN, quick preset, s4, m=4, seed 2020``."""
+    return f"{variant_label(cfg.model.variant)}, {cfg.preset} preset, {space_label(cfg)}, seed {cfg.train.seed}"
 
 
 def truth_label(cfg: RunConfig | None) -> str:
-    """Axis label of the ground truth the run's scores.csv was compared with."""
+    """Axis label of the ground truth a report's scores were compared with."""
     if cfg is None:
         return "ground-truth accuracy (%)"
     metric = cfg.truth.metric.replace("_accuracy", "").replace("_", " ")
@@ -71,24 +104,40 @@ def as_percent(values) -> np.ndarray:
     return a * percent_factor(a)
 
 
-def load_scores(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """The run's scores.csv with ``run`` (directory name), ``variant`` and ``seed`` columns."""
-    return _load_run_csv(run_dir, SCORES, "score it with `rankbench run`", dtype=_SCORE_DTYPES)
+def load_scores(path: str | os.PathLike, report: str | None = None) -> pd.DataFrame:
+    """The scores of one report, with ``run`` (run directory name), ``report`` (report name),
+    ``variant`` and ``seed`` columns, and ``name`` (the arch's name; older reports call it
+    ``subnet``). ``path``: a report directory, or a run directory with ``report`` naming one of
+    its reports (or holding exactly one)."""
+    from rankbench.reports import load_report
+
+    rep = load_report(path, report)
+    return _tag_scores(rep)
+
+
+def _tag_scores(rep) -> pd.DataFrame:
+    cfg = rep.config
+    df = rep.scores.copy()
+    if "name" not in df.columns and "subnet" in df.columns:
+        df["name"] = df["subnet"]
+    if "name" not in df.columns:
+        raise ValueError(f"{rep.path}: scores.csv has no name column; columns: {list(df.columns)}")
+    df["name"] = df["name"].astype(str)
+    df.insert(0, "run", rep.run_dir.name)
+    df.insert(1, "report", rep.name)
+    df.insert(2, "variant", cfg.model.variant)
+    df.insert(3, "seed", cfg.train.seed)
+    return df
 
 
 def load_train_log(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The run's train_log.csv with ``run``, ``variant`` and ``seed`` columns."""
-    return _load_run_csv(run_dir, TRAIN_LOG, "train it with `rankbench train`")
-
-
-def _load_run_csv(run_dir: str | os.PathLike, name: str, hint: str, dtype: dict | None = None) -> pd.DataFrame:
-    d = check_run_dir(run_dir)
-    path = d / name
-    if not path.exists():
-        raise FileNotFoundError(f"{d} has no {name}; {hint}")
-    cfg = rundir.load_config(d)
-    df = pd.read_csv(path, dtype=dtype)
-    df.insert(0, "run", d.name)
+    rd = RunDir(check_run_dir(run_dir))
+    if not rd.train_log.exists():
+        raise FileNotFoundError(f"{rd.path} has no {rd.train_log.name}; train it with `rankbench train`")
+    cfg = rd.load_config()
+    df = pd.read_csv(rd.train_log)
+    df.insert(0, "run", rd.name)
     df.insert(1, "variant", cfg.model.variant)
     df.insert(2, "seed", cfg.train.seed)
     return df

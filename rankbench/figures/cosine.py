@@ -11,6 +11,9 @@ The cell's input is computed by running the supernet (eval mode: its running BN 
 state changes) up to that cell with one fixed subnet in every earlier cell; by default the
 all-conv3x3 subnet with every choice node active (``"3333"`` for m = 4). For cell 0 the input is
 the stem's output and does not depend on that choice.
+
+S4 only: the features are S4 paths and the earlier cells run an S4 subnet (:func:`applies_to`);
+other spaces (nb101) are refused with a clear message.
 """
 from __future__ import annotations
 
@@ -23,9 +26,9 @@ import torch
 
 from rankbench.figures.style import figure_style, path_colors
 from rankbench.nb101.spec import CONV1X1, CONV3X3, MAXPOOL3X3
-from rankbench.spaces.base import Subnet
+from rankbench.spaces.s4 import Subnet
 
-__all__ = ["PathSum", "default_features", "default_input_arch", "feature_label", "cell_input",
+__all__ = ["applies_to", "PathSum", "default_features", "default_input_arch", "feature_label", "cell_input",
            "compute_cosine", "plot_cosine"]
 
 #: a feature: the sum of the outputs of these (0-based choice node, op) paths
@@ -33,6 +36,18 @@ PathSum = tuple[tuple[int, str], ...]
 
 _OP_ORDER = (CONV3X3, CONV1X1, MAXPOOL3X3)
 _OP_SHORT = {CONV3X3: "conv3x3", CONV1X1: "conv1x1", MAXPOOL3X3: "maxpool"}
+
+
+def applies_to(net) -> str | None:
+    """None if the cosine figure can be drawn for ``net``, else why not (one line)."""
+    space = getattr(getattr(net, "space", None), "name", "?")
+    if space != "s4":
+        return f"cosine similarity of path features builds S4 subnets; it applies to S4 only, not {space}"
+    cell = net.cells[0] if getattr(net, "num_cells", 0) else None
+    if not hasattr(cell, "path"):
+        return (f"cosine similarity of paths needs a MixPath cell (shared paths); the "
+                f"{getattr(net, 'variant', '?')!r} supernet's cells have none")
+    return None
 
 
 def default_features(m: int, ops: Sequence[str] = _OP_ORDER) -> list[PathSum]:
@@ -117,12 +132,12 @@ def compute_cosine(net, images: torch.Tensor, cell: int = 0, features: Sequence[
     single-path features; NaN if there are none), ``cell``, then one column per feature label:
     the cosine matrix.
     """
+    why = applies_to(net)
+    if why:
+        raise ValueError(why)
     cell_mod = net.cells[cell] if 0 <= cell < net.num_cells else None
     if cell_mod is None:
         raise ValueError(f"cell {cell} out of range; this supernet has cells 0..{net.num_cells - 1}")
-    if not hasattr(cell_mod, "path"):
-        raise ValueError(f"cosine similarity of paths needs a MixPath cell (shared paths); the "
-                         f"{net.variant!r} supernet's cells have none")
     m = net.space.m
     if features is None:
         features = default_features(m, net.space.ops)

@@ -1,10 +1,12 @@
-"""One-shot accuracy of subnets by number of active paths, per variant, with and without BN
+"""One-shot accuracy of candidates by the space's descriptive column (S4: number of active
+paths; nb101: the largest fan-in of a vertex), per group of runs, with and without BN
 calibration.
 
 The paper's observation (MixPath, Fig. "accuracy distribution by m"): with vanilla BN the
 multi-path subnets score far lower than single-path ones, a gap that is an artefact of the
 supernet (the BN statistics belong to the mixture of path counts), so they are under-estimated.
-Shadow BN, and BN calibration, close the gap.
+Shadow BN, and BN calibration, close the gap. On nb101 the same question is asked of the cells'
+fan-in.
 """
 from __future__ import annotations
 
@@ -12,85 +14,107 @@ import numpy as np
 import pandas as pd
 
 from rankbench.figures._runs import as_percent
-from rankbench.figures.style import (CALIB_LABELS, CALIB_ORDER, figure_style, order_variants, suptitle,
-                                     variant_color, variant_label)
+from rankbench.figures.style import (CALIB_LABELS, CALIB_ORDER, figure_style, order_variants, shade, suptitle,
+                                     variant_color, variant_label, wrap_label)
 
-__all__ = ["compute_accuracy_by_paths", "plot_accuracy_by_paths"]
+__all__ = ["compute_accuracy_by_group", "plot_accuracy_by_group", "column_label", "group_colors"]
 
 _ACC_COLUMNS = {"acc_no_calib": "no_calib", "acc_calib": "calib"}
+#: axis labels of the spaces' descriptive columns (others: the column name)
+_COLUMN_LABELS = {"num_paths": "active paths per cell", "num_edges": "edges in the cell",
+                  "num_vertices": "vertices in the cell", "max_fan_in": "largest fan-in of a vertex"}
 
 
-def compute_accuracy_by_paths(scores: pd.DataFrame) -> pd.DataFrame:
-    """Long table of one-shot accuracies (percent) from one or several runs' scores.
+def column_label(column: str) -> str:
+    """Axis label of a descriptive column ("num_paths" -> "active paths per cell")."""
+    return _COLUMN_LABELS.get(column, column.replace("_", " "))
 
-    ``scores``: rows of scores.csv with ``num_paths``, ``subnet``, ``acc_no_calib`` and/or
-    ``acc_calib``, plus ``variant`` and ``run`` (as :func:`rankbench.figures._runs.load_scores`
-    adds; ``variant`` defaults to "?"). Returns columns ``run``, ``variant``, ``subnet``,
-    ``num_paths``, ``calibration`` ("no_calib" / "calib") and ``accuracy`` (%); subnets with a
-    missing score are left out.
+
+def compute_accuracy_by_group(scores: pd.DataFrame, by: str = "num_paths") -> pd.DataFrame:
+    """Long table of one-shot accuracies (percent) from one or several reports' scores.
+
+    ``scores``: rows of reports' scores.csv with ``by`` (the space's group column), ``name``
+    (or ``subnet``), ``acc_no_calib`` and/or ``acc_calib``, plus ``run``, ``report``,
+    ``variant`` and ``group`` (the run group's label; default: the variant's label) where known. Returns columns ``group``,
+    ``variant``, ``run``, ``report``, ``name``, ``by``, ``calibration`` ("no_calib" /
+    "calib") and ``accuracy`` (%); candidates with a missing score are left out.
     """
-    present = [c for c in _ACC_COLUMNS if c in scores.columns]
+    present = [c for c in _ACC_COLUMNS if c in scores.columns and scores[c].notna().any()]
     if not present:
-        raise ValueError(f"scores need acc_no_calib and/or acc_calib columns; got {list(scores.columns)}")
-    for col in ("num_paths", "subnet"):
+        raise ValueError(f"scores need acc_no_calib and/or acc_calib values; got columns {list(scores.columns)}")
+    name = "name" if "name" in scores.columns else "subnet"
+    for col in (by, name):
         if col not in scores.columns:
             raise ValueError(f"scores need a {col!r} column; got {list(scores.columns)}")
-    base = scores.assign(run=scores["run"] if "run" in scores else "run",
-                         variant=scores["variant"] if "variant" in scores else "?")
-    frames = []
-    for col in present:
-        frames.append(pd.DataFrame({
-            "run": base["run"].to_numpy(), "variant": base["variant"].to_numpy(),
-            "subnet": base["subnet"].astype(str).to_numpy(), "num_paths": base["num_paths"].astype(int).to_numpy(),
-            "calibration": _ACC_COLUMNS[col], "accuracy": as_percent(base[col]),
-        }))
+
+    def column(c: str, default: str) -> np.ndarray:
+        return scores[c].astype(str).to_numpy() if c in scores.columns else np.full(len(scores), default)
+
+    variant = column("variant", "?")
+    labels = column("group", "") if "group" in scores.columns else np.array([variant_label(v) for v in variant])
+    base = {"group": labels, "variant": variant,
+            "run": column("run", "run"), "report": column("report", ""), "name": column(name, ""),
+            by: scores[by].astype(int).to_numpy()}
+    frames = [pd.DataFrame({**base, "calibration": _ACC_COLUMNS[col], "accuracy": as_percent(scores[col])})
+              for col in present]
     out = pd.concat(frames, ignore_index=True).dropna(subset=["accuracy"])
     return out.reset_index(drop=True)
 
 
-def plot_accuracy_by_paths(df: pd.DataFrame, title: str | None = None):
-    """Box plot (with every subnet as a dot) of accuracy against the number of active paths,
-    one colour per variant; one panel per calibration setting."""
+def group_colors(df: pd.DataFrame) -> dict[str, tuple]:
+    """Group label -> colour: the variant's colour, in shades when several groups share it."""
+    out: dict[str, tuple] = {}
+    pairs = df[["group", "variant"]].drop_duplicates()
+    for v in order_variants(pairs["variant"].tolist()):
+        labels = sorted(pairs.loc[pairs["variant"] == v, "group"])
+        for i, g in enumerate(labels):
+            out[g] = shade(variant_color(v), i, len(labels))
+    return out
+
+
+def plot_accuracy_by_group(df: pd.DataFrame, by: str = "num_paths", title: str | None = None):
+    """Box plot (with every candidate as a dot) of accuracy against ``by``, one colour per
+    group of runs; one panel per calibration setting."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     calibs = [c for c in CALIB_ORDER if c in set(df["calibration"])]
-    variants = order_variants(df["variant"].tolist())
-    ks = sorted(int(k) for k in df["num_paths"].unique())
-    nv = len(variants)
-    slot = 0.8 / nv  # width of one variant's box within a group of boxes
+    colors = group_colors(df)
+    groups = list(colors)
+    ks = sorted(int(k) for k in df[by].unique())
+    ng = len(groups)
+    slot = 0.8 / ng  # width of one group's box within a group of boxes
     rng = np.random.default_rng(0)  # fixed jitter: the same figure every time
     with figure_style():
-        width = max(4.2, 0.34 * len(ks) * nv + 1.6)
+        width = max(4.2, 0.34 * len(ks) * ng + 1.6)
         fig, axes = plt.subplots(len(calibs), 1, figsize=(width, 2.7 * len(calibs) + 0.3), sharex=True,
                                  squeeze=False, constrained_layout=True)
         for ax, calib in zip(axes[:, 0], calibs):
             d = df[df["calibration"] == calib]
-            for j, v in enumerate(variants):
-                color = variant_color(v)
-                groups = [d.loc[(d["variant"] == v) & (d["num_paths"] == k), "accuracy"].to_numpy() for k in ks]
+            for j, g in enumerate(groups):
+                color = colors[g]
+                vals = [d.loc[(d["group"] == g) & (d[by] == k), "accuracy"].to_numpy() for k in ks]
                 pos = [i - 0.4 + slot * (j + 0.5) for i in range(len(ks))]
-                keep = [(p, g) for p, g in zip(pos, groups) if g.size]
+                keep = [(p, v) for p, v in zip(pos, vals) if v.size]
                 if not keep:
                     continue
-                bp = ax.boxplot([g for _, g in keep], positions=[p for p, _ in keep], widths=slot * 0.8,
+                bp = ax.boxplot([v for _, v in keep], positions=[p for p, _ in keep], widths=slot * 0.8,
                                 showfliers=False, patch_artist=True, manage_ticks=False,
                                 medianprops=dict(color="black", lw=1.0), whiskerprops=dict(lw=0.8),
                                 capprops=dict(lw=0.8), boxprops=dict(lw=0.8))
                 for box in bp["boxes"]:
                     box.set_facecolor(color)
                     box.set_alpha(0.45)
-                for p, g in keep:
-                    jitter = rng.uniform(-0.3, 0.3, g.size) * slot
-                    ax.scatter(p + jitter, g, s=4, color=color, alpha=0.75, edgecolors="none", zorder=3)
+                for p, v in keep:
+                    jitter = rng.uniform(-0.3, 0.3, v.size) * slot
+                    ax.scatter(p + jitter, v, s=4, color=color, alpha=0.75, edgecolors="none", zorder=3)
             ax.set_xticks(range(len(ks)), [str(k) for k in ks])
             ax.set_xlim(-0.5, len(ks) - 0.5)
             ax.set_title(CALIB_LABELS[calib])
             ax.set_ylabel("one-shot accuracy (%)")
             ax.grid(axis="x", visible=False)
-        axes[-1, 0].set_xlabel("active paths per cell")
-        handles = [Patch(facecolor=variant_color(v), edgecolor="black", linewidth=0.5, alpha=0.8,
-                         label=variant_label(v)) for v in variants]
-        fig.legend(handles=handles, loc="outside right center", title="variant", frameon=False)
+        axes[-1, 0].set_xlabel(column_label(by))
+        handles = [Patch(facecolor=colors[g], edgecolor="black", linewidth=0.5, alpha=0.8, label=wrap_label(g)) for g in groups]
+        fig.legend(handles=handles, loc="outside right center", title="runs", frameon=False)
         suptitle(fig, title)
     return fig

@@ -1,6 +1,6 @@
-"""One look for every rankbench figure: a colour and an order per variant, one colour per
-number of active paths, paper-size fonts, and :func:`save_figure` (PNG + PDF + the CSV of the
-numbers, each written atomically).
+"""One look for every rankbench figure: each variant's label, colour and order (read from the
+variant registry), one colour per count (active paths, fan-in), paper-size fonts, and
+:func:`save_figure` (PNG + PDF + the CSV of the numbers, each written atomically).
 
 Colours are the Okabe-Ito palette (readable with colour-vision deficiencies and in grey).
 """
@@ -17,30 +17,18 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rankbench._io import atomic_path  # noqa: E402
 
 __all__ = [
-    "VARIANT_ORDER", "VARIANT_COLORS", "VARIANT_LABELS", "CALIB_ORDER", "CALIB_LABELS",
-    "variant_color", "variant_label", "order_variants", "path_colors", "path_cmap",
-    "figure_style", "suptitle", "save_figure", "DPI",
+    "CALIB_ORDER", "CALIB_LABELS", "variant_color", "variant_label", "order_variants", "shade",
+    "level_colors", "path_colors", "path_cmap", "figure_style", "suptitle", "wrap_label", "save_figure", "DPI",
 ]
 
-#: the order variants appear in, in every legend, axis and table
-VARIANT_ORDER: tuple[str, ...] = ("bn", "lsbn", "esbn", "scale", "spos")
-#: Okabe-Ito colours, one per variant
-VARIANT_COLORS: dict[str, str] = {
-    "bn": "#D55E00",     # vermillion: the naive baseline
-    "lsbn": "#0072B2",   # blue: the paper's method
-    "esbn": "#56B4E9",   # sky blue: its exponential sibling
-    "scale": "#009E73",  # bluish green
-    "spos": "#7F7F7F",   # grey: the single-path baseline
-}
-VARIANT_LABELS: dict[str, str] = {
-    "bn": "BN", "lsbn": "LSBN", "esbn": "ESBN", "scale": "scaling", "spos": "SPOS",
-}
-_FALLBACK_COLORS = ("#E69F00", "#CC79A7", "#F0E442", "#000000")
+#: colours of variants the registry does not know (a stable pick by name)
+_UNKNOWN_COLORS = ("#E69F00", "#CC79A7", "#F0E442", "#000000")
 
 #: BN post-calibration: the two ways a supernet scores a subnet
 CALIB_ORDER: tuple[str, ...] = ("no_calib", "calib")
@@ -49,32 +37,70 @@ CALIB_LABELS: dict[str, str] = {"no_calib": "without BN calibration", "calib": "
 DPI = 200
 
 
+def _variant_meta(variant: str) -> tuple[str, str, int] | None:
+    """(label, colour, order) of a registered variant (the variant registry is the one source),
+    None for an unknown one."""
+    from rankbench.supernet import variant_info
+
+    try:
+        info = variant_info(variant)
+    except KeyError:
+        return None
+    return info.label, info.colour, info.order
+
+
 def variant_color(variant: str) -> str:
-    if variant in VARIANT_COLORS:
-        return VARIANT_COLORS[variant]
-    return _FALLBACK_COLORS[sum(map(ord, variant)) % len(_FALLBACK_COLORS)]  # stable across runs
+    """The variant's colour from the registry (a stable fallback for unknown names)."""
+    meta = _variant_meta(variant)
+    if meta is not None:
+        return meta[1]
+    return _UNKNOWN_COLORS[sum(map(ord, variant)) % len(_UNKNOWN_COLORS)]  # stable across runs
 
 
 def variant_label(variant: str) -> str:
-    return VARIANT_LABELS.get(variant, variant)
+    """The variant's label from the registry ("LSBN"); the name itself for unknown ones."""
+    meta = _variant_meta(variant)
+    return meta[0] if meta is not None else variant
 
 
 def order_variants(variants: Sequence[str]) -> list[str]:
-    """The distinct ``variants`` in :data:`VARIANT_ORDER` (unknown ones last, sorted)."""
-    uniq = set(variants)
-    known = [v for v in VARIANT_ORDER if v in uniq]
-    return known + sorted(uniq - set(VARIANT_ORDER))
+    """The distinct ``variants`` in the registry's order (unknown ones last, sorted)."""
+    def key(v: str):
+        meta = _variant_meta(v)
+        return (0, meta[2], v) if meta is not None else (1, 0, v)
+
+    return sorted(set(variants), key=key)
+
+
+def shade(color: str, i: int, n: int) -> tuple:
+    """The ``i``-th of ``n`` shades of ``color`` (darker to lighter; ``color`` itself when n == 1):
+    groups of one variant that differ in their config share its hue."""
+    rgb = np.array(matplotlib.colors.to_rgb(color))
+    if n <= 1:
+        return tuple(rgb)
+    t = -0.45 + 0.9 * i / (n - 1)  # -0.45 (towards black) .. +0.45 (towards white)
+    out = rgb + t * (1.0 - rgb) if t > 0 else rgb * (1.0 + t)
+    return tuple(np.clip(out, 0.0, 1.0))
 
 
 def path_cmap():
-    """Sequential colour map for the number of active paths (1 light .. m dark)."""
+    """Sequential colour map for counts (active paths, edges, fan-in): light = few, dark = many."""
     return matplotlib.colormaps["viridis_r"]
+
+
+def level_colors(values: Sequence[int], lowest: int = 1, highest: int = 4) -> dict[int, tuple]:
+    """value -> colour for integer counts; the scale spans ``lowest``..max(``highest``, values),
+    so with the defaults k active paths get the same colour in every figure."""
+    vals = sorted({int(v) for v in values})
+    lo = min([lowest] + vals)
+    hi = max([highest] + vals)
+    cmap = path_cmap()
+    return {v: cmap(0.15 + 0.75 * (v - lo) / max(hi - lo, 1)) for v in range(lo, hi + 1)}
 
 
 def path_colors(m: int = 4) -> dict[int, tuple]:
     """k -> colour for k = 1..m active paths; the same k has the same colour in every figure."""
-    cmap, top = path_cmap(), max(m, 4)
-    return {k: cmap(0.15 + 0.75 * (k - 1) / (top - 1)) for k in range(1, top + 1)}
+    return level_colors(range(1, m + 1))
 
 
 _RC = {
@@ -98,6 +124,11 @@ _RC = {
     "ps.fonttype": 42,
     "figure.dpi": 100,
 }
+
+
+def wrap_label(text: str, width: int = 34) -> str:
+    """A legend entry wrapped onto lines of at most ``width`` characters."""
+    return textwrap.fill(text, width, break_on_hyphens=False, subsequent_indent="  ")
 
 
 def suptitle(fig, text: str | None) -> None:

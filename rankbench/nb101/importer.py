@@ -25,10 +25,10 @@ import numpy as np
 from rankbench._io import atomic_path
 from rankbench.nb101.metrics_proto import ProtoDecodeError, decode_raw
 from rankbench.nb101.spec import MAX_VERTICES, OP_CODES
-from rankbench.nb101.store import FIELDS, PAD_OP, StoreWriter, default_path
+from rankbench.nb101.store import FIELDS, FORMAT, PAD_OP, StoreWriter, default_path, small_store_warning
 from rankbench.nb101.tfrecord import CorruptRecordError, read_records
 
-__all__ = ["ImportSummary", "import_tfrecord"]
+__all__ = ["ImportSummary", "import_tfrecord", "resolve_destination", "NotNB101Error"]
 
 _NAN = float("nan")
 _HEX = frozenset("0123456789abcdef")
@@ -50,6 +50,65 @@ class ImportSummary:
     @property
     def records_per_second(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def warning(self) -> str | None:
+        """Set when the store holds far fewer cells than NB101 (a partial or test file)."""
+        return small_store_warning(self.path, self.cells, shadows_sample=_same_file(self.path, default_path()))
+
+
+class NotNB101Error(CorruptRecordError):
+    """A TFRecord file whose first record is not an NB101 row: another dataset, not a bad download."""
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def resolve_destination(out: str | os.PathLike | None) -> Path:
+    """The store file an import into ``out`` writes, checked before the (long) import starts.
+
+    ``None``: ``data_home()/nb101.h5``; an existing folder (or a path ending in a separator):
+    ``nb101.h5`` inside it; else a file name ending in ``.h5``. An existing file there must be a
+    rankbench store (it is replaced atomically), and the nearest existing folder must be
+    writable. Raises ValueError saying what to change.
+    """
+    if out is None:
+        p = default_path()
+    else:
+        raw = os.fspath(out)
+        p = Path(raw).expanduser()
+        if p.is_dir() or raw.endswith((os.sep, "/")):
+            p = p / "nb101.h5"
+        elif p.suffix.lower() not in (".h5", ".hdf5"):
+            raise ValueError(f"--out {raw}: give an existing folder (the store goes in as nb101.h5) or a "
+                             f"file name ending in .h5")
+    if p.exists():
+        if not p.is_file():
+            raise ValueError(f"{p} exists and is not a file; give another --out")
+        if not _is_store(p):
+            raise ValueError(f"{p} exists and is not a rankbench NB101 store; refusing to overwrite it: give "
+                             f"another --out, or move that file away")
+    parent = next(a for a in p.parents if a.exists())  # the filesystem root always exists
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {p}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {p}: no write permission in {parent}; give another --out")
+    return p
+
+
+def _is_store(p: Path) -> bool:
+    with p.open("rb") as f:
+        if f.read(8) != _HDF5_SIGNATURE:
+            return False
+    try:
+        with h5py.File(p, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except OSError:
+        return False
 
 
 def _metrics_tuple(evals: list[list], total: float | None) -> tuple[float, ...]:
@@ -165,13 +224,17 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
     """Convert an official NB101 tfrecord file into a store at ``out`` (default
     ``data_home()/nb101.h5``). Keeps every repeat and epoch budget found.
 
-    Raises :class:`~rankbench.nb101.tfrecord.CorruptRecordError` (naming record and byte offset)
-    for a corrupt, truncated or malformed file; ``out`` is then left as it was.
+    ``out`` may be a folder (``nb101.h5`` inside it); it is checked first
+    (:func:`resolve_destination`, a ValueError). Raises
+    :class:`~rankbench.nb101.tfrecord.CorruptRecordError` (naming record and byte offset) for a
+    corrupt, truncated or malformed file, its subclasses
+    :class:`~rankbench.nb101.tfrecord.NotTFRecordError` for a file that is no TFRecord at all and
+    :class:`NotNB101Error` for a TFRecord of something else; ``out`` is then left as it was.
     """
     src = Path(src)
-    out = Path(out) if out is not None else default_path()
     if not src.is_file():
         raise FileNotFoundError(f"no such tfrecord file: {src}")
+    out = resolve_destination(out)
     size = src.stat().st_size
     t0 = time.perf_counter()
 
@@ -200,6 +263,9 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
                     c_where.extend((index, offset))
                 r_metrics.extend(_metrics_tuple(evals, total))
             except ValueError as e:
+                if index == 0:  # the framing checked out: a TFRecord, but not of NB101
+                    raise NotNB101Error(f"a TFRecord file, but not NAS-Bench-101's: {e}", index=index,
+                                        offset=offset, path=src) from None
                 raise CorruptRecordError(str(e), index=index, offset=offset, path=src) from None
             r_cell.append(cid)
             r_epochs.append(epochs)

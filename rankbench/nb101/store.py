@@ -38,13 +38,16 @@ from rankbench.nb101.spec import CODE_TO_OP, MAX_VERTICES, ModelSpec
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "FIELDS", "METRICS", "NB101Store", "Coverage", "NotInStoreError",
-    "MissingDataError", "StoreWriter", "open", "default_path", "DOWNLOAD_HINT",
+    "MissingDataError", "StoreWriter", "open", "default_path", "DOWNLOAD_HINT", "NB101_NUM_CELLS",
+    "small_store_warning",
 ]
 
 FORMAT = "rankbench-nb101"
 FORMAT_VERSION = 1
 SAMPLE_NAME = "nb101-sample.h5"
 PAD_OP = -3
+#: distinct cells (unique graphs) in NAS-Bench-101
+NB101_NUM_CELLS = 423_624
 #: per-repeat fields, in the order the importer keeps them
 FIELDS = (
     "halfway_train_accuracy", "halfway_validation_accuracy", "halfway_test_accuracy",
@@ -97,6 +100,22 @@ class Coverage:
 def default_path() -> Path:
     """Where ``rankbench data import`` writes and :func:`open` looks: ``data_home()/nb101.h5``."""
     return data_home() / "nb101.h5"
+
+
+#: how :func:`open` found a store when it takes the place of the bundled sample
+_SHADOWING = ("$RANKBENCH_DATA", "the default location")
+
+
+def small_store_warning(path: str | os.PathLike, num_cells: int, *, shadows_sample: bool) -> str | None:
+    """A warning for an imported store with fewer cells than NAS-Bench-101 (a partial or test
+    import), or None. ``shadows_sample``: :func:`open` finds it before the bundled sample."""
+    if num_cells >= NB101_NUM_CELLS:
+        return None
+    msg = f"{path} holds only {num_cells:,} cells; NAS-Bench-101 has {NB101_NUM_CELLS:,}"
+    if shadows_sample:
+        msg += (". rankbench.nb101.open() (and truth.source = nb101) finds it before the bundled sample, "
+                "so it shadows the sample: move it away to use the sample again")
+    return msg + f". For the full benchmark: {DOWNLOAD_HINT}"
 
 
 def _resolve(path: str | os.PathLike | None) -> tuple[Path, str]:
@@ -218,8 +237,16 @@ class NB101Store:
         via = "" if self.resolved_from == "the bundled sample" else f", found via {self.resolved_from}"
         return f"{self.path} ({kind}, {self.num_cells:,} cells{via})"
 
+    @property
+    def warning(self) -> str | None:
+        """Why this store may not be what the user wants (an imported store far smaller than
+        NB101, e.g. the 30-cell test fixture), or None; the bundled sample says so itself."""
+        if self.is_sample:
+            return None
+        return small_store_warning(self.path, self.num_cells, shadows_sample=self.resolved_from in _SHADOWING)
+
     def _not_in_store(self, h: str) -> NotInStoreError:
-        hint = (f"; for the full benchmark: {DOWNLOAD_HINT}" if self.is_sample or self.num_cells < 423624
+        hint = (f"; for the full benchmark: {DOWNLOAD_HINT}" if self.is_sample or self.num_cells < NB101_NUM_CELLS
                 else "")
         return NotInStoreError(f"cell {h} is not in this store ({self.path}, {self.num_cells:,} cells{hint})")
 
@@ -469,6 +496,7 @@ class NB101Store:
             "cells_with_spec": int((nv > 0).sum()),
             "cells_with_params": int((params >= 0).sum()),
             "provenance": prov,
+            "warning": self.warning,
         }
 
 

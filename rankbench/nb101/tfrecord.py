@@ -3,7 +3,9 @@
 A record is ``uint64 length | uint32 masked_crc(length) | data | uint32 masked_crc(data)``,
 little-endian; ``masked_crc(x) = ((c >> 15) | (c << 17)) + 0xa282ead8 (mod 2**32)`` with
 ``c = crc32c(x)``. Every check failure or short read is a :class:`CorruptRecordError` that
-names the record index and byte offset, so a bad download is reported, never half-read.
+names the record index and byte offset, so a bad download is reported, never half-read. A
+file whose very first record header is invalid is no TFRecord at all (an HDF5 store, an
+archive, random bytes): :class:`NotTFRecordError`.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import google_crc32c
 
-__all__ = ["CorruptRecordError", "masked_crc32c", "read_records", "write_records", "encode_record"]
+__all__ = ["CorruptRecordError", "NotTFRecordError", "masked_crc32c", "read_records", "write_records", "encode_record"]
 
 _MASK_DELTA = 0xA282EAD8
 _U64 = struct.Struct("<Q")
@@ -35,6 +37,23 @@ class CorruptRecordError(ValueError):
             where.append(f"byte offset {offset}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
         self.index, self.offset, self.path = index, offset, path
+
+
+class NotTFRecordError(CorruptRecordError):
+    """A file that is not a TFRecord file at all: its first record header is invalid."""
+
+
+#: leading bytes of files people hand to the importer by mistake
+_SIGNATURES = (
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (an imported store is opened as it is: rankbench data info --store FILE)"),
+    (b"\x1f\x8b", "gzip-compressed (decompress it first)"),
+    (b"PK\x03\x04", "a zip archive (extract the .tfrecord from it first)"),
+)
+
+
+def _not_a_tfrecord(header: bytes, why: str, path) -> NotTFRecordError:
+    what = next((desc for sig, desc in _SIGNATURES if header.startswith(sig)), None)
+    return NotTFRecordError(f"not a TFRecord file: {why}" + (f"; it looks like {what}" if what else ""), path=path)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -71,7 +90,8 @@ def read_records(path_or_file: str | os.PathLike | BinaryIO, *,
     """Yield ``(index, offset, data)`` for every record, checking both CRCs of each.
 
     ``progress``, if given, is called with the number of bytes consumed by each record.
-    Raises :class:`CorruptRecordError` on a CRC mismatch or a truncated record.
+    Raises :class:`NotTFRecordError` when the first record's header is invalid (the file is
+    something else), :class:`CorruptRecordError` on a later CRC mismatch or a truncated record.
     """
     if hasattr(path_or_file, "read"):
         f, close, path = path_or_file, False, getattr(path_or_file, "name", None)
@@ -90,12 +110,16 @@ def read_records(path_or_file: str | os.PathLike | BinaryIO, *,
             header = read(12)
             if not header:
                 return
+            if index == 0 and len(header) < 12:
+                raise _not_a_tfrecord(header, f"{len(header)} bytes, shorter than one record header", path)
             if len(header) < 12:
                 raise CorruptRecordError(
                     f"truncated record header ({len(header)} of 12 bytes); the file is incomplete",
                     index=index, offset=offset, path=path)
             length, length_crc = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != length_crc:
+                if index == 0:
+                    raise _not_a_tfrecord(header, "the first record's header fails its check", path)
                 raise CorruptRecordError("length CRC mismatch; the file is corrupt",
                                          index=index, offset=offset, path=path)
             if size is not None and offset + 16 + length > size:

@@ -5,15 +5,16 @@ Fast by construction: the evaluation images are normalised once into one tensor 
 network's device, the calibration batches are drawn once, candidates are scored in groups of
 :data:`GROUP_SIZE` that compute the stem and the first cell's paths once per batch
 (:mod:`rankbench.scoring.batched`, the same numbers as one by one), and the BN state is
-restored in memory (no deep copy, no reload). A subnet chosen several times (``paper``
+restored in memory (no deep copy, no reload). A network chosen several times (``paper``
 protocol) is scored once. Scoring runs in channels-last memory format (about 2x faster on
 CPU for these small-channel networks; the network is converted back afterwards).
 
-Cache: ``run_dir/scores/<key>.csv`` holds one row per distinct subnet already scored;
-``<key>`` hashes everything that changes a score (see :func:`score_key`). The file is
+Cache: ``run_dir/scores/<key>.csv`` holds one row per distinct network already scored, by
+``arch.name``; ``<key>`` hashes everything that changes a score (see :func:`score_key`;
+:data:`SCORE_FIELDS_WITHOUT_EFFECT` lists the score settings left out, and why). The file is
 rewritten atomically after each group (one by one: every :data:`FLUSH_EVERY` candidates
 and when scoring stops for any reason), so a rerun, or a run after an interruption, scores
-only the missing subnets.
+only the missing networks.
 """
 from __future__ import annotations
 
@@ -37,19 +38,31 @@ from rankbench.scoring.calibrate import BNState, calibrate_bn
 from rankbench.scoring.protocols import Protocol, get_protocol
 
 __all__ = [
-    "COLUMNS", "FLUSH_EVERY", "SCORE_VERSION", "score_candidates", "evaluate", "eval_tensors",
-    "calibration_batches", "score_key", "score_cache_path", "subnet_columns",
+    "COLUMNS", "FLUSH_EVERY", "SCORE_VERSION", "SCORE_FIELDS_WITHOUT_EFFECT", "CALIBRATION_SCORE_FIELDS",
+    "score_candidates", "evaluate", "eval_tensors", "calibration_batches", "calibration_data", "score_key",
+    "score_cache_path", "subnet_columns", "arch_name",
 ]
 
 #: bump when a change to this module changes scores: old caches are then not reused
-SCORE_VERSION = 1
+SCORE_VERSION = 2
 #: the cache is rewritten after this many newly scored subnets (per-candidate loop)
 FLUSH_EVERY = 16
 #: candidates scored together, sharing the stem and first-cell work on each batch
 #: (:mod:`rankbench.scoring.batched`); the cache is rewritten after each group
 GROUP_SIZE = 32
-#: columns of a scores frame (one row per candidate, in candidate order)
-COLUMNS = ["subnet", "num_paths", "hash", "adjacency", "ops", "accuracy", "loss", "calibrated"]
+#: columns of a scores frame (one row per candidate, in candidate order); ``subnet`` is S4's
+#: code (== ``name`` for S4), ``num_paths`` S4's path count (empty for other spaces)
+COLUMNS = ["name", "subnet", "num_paths", "hash", "adjacency", "ops", "accuracy", "loss", "calibrated"]
+#: ScoreConfig fields that cannot change a subnet's score, so not in :func:`score_key`
+#: (tests/test_scoring.py checks that every other field changes the key)
+SCORE_FIELDS_WITHOUT_EFFECT = {
+    "candidates": "which subnets are scored; each one's score is independent of the others",
+    "drop_lowest": "a ranking metric, applied after scoring",
+    "group_size": "scoring candidates in groups gives the per-candidate numbers bit for bit",
+    "protocol": "its effect is the effective score config and its calibration rule, both in the key",
+}
+#: ScoreConfig fields that change a score only when calibrating
+CALIBRATION_SCORE_FIELDS = ("calib_batches", "calib_batch_size")
 
 
 def _device_of(net: nn.Module) -> torch.device:
@@ -68,12 +81,21 @@ def _split(splits: Any, name: str):
         return part
 
 
-def subnet_columns(subnet) -> dict[str, Any]:
-    """The identifying columns of a subnet: code, paths, NB101 hash, pruned adjacency and ops."""
-    spec = subnet.spec
+def arch_name(arch) -> str:
+    """``arch.name`` (unique within its space), or S4's ``code`` where ``name`` is missing."""
+    name = getattr(arch, "name", None)
+    return str(name) if name is not None else str(arch.code)
+
+
+def subnet_columns(arch) -> dict[str, Any]:
+    """The identifying columns of an architecture: name, S4 code and paths (where it has
+    them), NB101 hash, pruned adjacency and ops."""
+    spec = arch.spec
+    num_paths = getattr(arch, "num_paths", None)
     return {
-        "subnet": subnet.code,
-        "num_paths": int(subnet.num_paths),
+        "name": arch_name(arch),
+        "subnet": str(getattr(arch, "code", arch_name(arch))),
+        "num_paths": int(num_paths) if num_paths is not None else None,
         "hash": spec.hash,
         "adjacency": matrix_to_string(spec.matrix),
         "ops": ",".join(spec.ops),
@@ -103,26 +125,32 @@ def calibration_batches(splits: Any, split: str, *, num_batches: int, batch_size
                         augment: bool = False, data_cfg: Any = None,
                         device: str | torch.device = "cpu") -> list[torch.Tensor]:
     """``num_batches`` batches of ``batch_size`` images from ``split``, drawn once (shuffled
-    with ``seed``); with ``augment`` the training transforms of ``data_cfg`` are applied (also
-    seeded). Normalised float32 tensors on ``device``."""
+    with ``seed``, full batches only); ``num_batches = 0``: the whole split in its order (the
+    last batch partial), as a test loader with ``shuffle=False`` gives it. With ``augment``
+    the training transforms of ``data_cfg`` are applied (seeded); without, the evaluation
+    transform (normalisation only), so the images equal :func:`eval_tensors`' exactly.
+    Normalised float32 tensors on ``device``."""
     from rankbench.config import DataConfig
     from rankbench.data import BatchLoader
 
-    if num_batches < 1 or batch_size < 1:
-        raise ValueError(f"calibration needs calib_batches >= 1 and calib_batch_size >= 1, "
+    if num_batches < 0 or batch_size < 1:
+        raise ValueError(f"calibration needs calib_batches >= 0 (0 = the whole split) and calib_batch_size >= 1, "
                          f"got {num_batches} and {batch_size}")
     dc = data_cfg or DataConfig()
     part = _split(splits, split)
     n = len(part.labels)
+    whole = num_batches == 0
     bs = min(int(batch_size), n)
-    loader = BatchLoader(part.images, part.labels, bs, shuffle=True, augment=augment,
+    loader = BatchLoader(part.images, part.labels, bs, shuffle=not whole, augment=augment,
                          crop_padding=dc.crop_padding, flip=dc.flip, cutout=dc.cutout, seed=seed,
-                         drop_last=True, device=device)
+                         drop_last=not whole, device=device)
     out = []
     for x, _ in loader:
         out.append(x)
         if len(out) == num_batches:
             break
+    if whole:
+        return out
     if len(out) < num_batches:
         warnings.warn(f"BN calibration: the {split} split ({n} images) holds only {len(out)} batches of "
                       f"{bs}; calibrating on {len(out)} instead of {num_batches}", stacklevel=2)
@@ -151,10 +179,20 @@ def evaluate(net: nn.Module, arch: Any, images: torch.Tensor, labels: torch.Tens
     return int(correct.item()) / n, float(loss.item()) / n
 
 
+def calibration_data(splits: Any, protocol: "str | Protocol", score_cfg: Any, *, data_cfg: Any = None,
+                     device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """The BN calibration batches ``protocol`` uses for ``score_cfg`` (its split, transform,
+    batches and batch size: :meth:`Protocol.score_config` resolved), as a list of tensors."""
+    proto = get_protocol(protocol)
+    s = proto.score_config(score_cfg)
+    return calibration_batches(splits, proto.calib_split, num_batches=s.calib_batches, batch_size=s.calib_batch_size,
+                               seed=s.seed, augment=proto.calib_augment, data_cfg=data_cfg, device=device)
+
+
 # -- cache -----------------------------------------------------------------------------------
 def _key_content(cfg: Any, protocol: Protocol, calibrate: bool, weights_id: str = "",
                  channels_last: bool = True) -> dict[str, Any]:
-    s = cfg.score
+    s = protocol.score_config(cfg.score)
     content: dict[str, Any] = {
         "version": SCORE_VERSION,
         "memory_format": "channels_last" if channels_last else "contiguous",
@@ -178,10 +216,11 @@ def score_key(cfg: Any, calibrate: bool, protocol: "str | Protocol | None" = Non
 
     That is the trained weights (training fingerprint, and ``weights_id``, e.g. the finished
     training's stamp), the evaluation split, subset, batch size and seed, and, when
-    calibrating, the calibration data, batches and reset rule. Not the candidate list: each
-    subnet's score is independent of the others (the BN state is restored between
-    candidates), so runs with different candidate lists share cached subnets. Not the truth
-    or the ranking metrics either. ``cfg`` is the *effective* config (``protocol.apply``)."""
+    calibrating, the calibration data, batches and reset rule, all as ``protocol`` resolves
+    them (:meth:`Protocol.score_config`). Not the candidate list: each subnet's score is
+    independent of the others (the BN state is restored between candidates), so runs with
+    different candidate lists share cached subnets. Not the truth or the ranking metrics
+    either (:data:`SCORE_FIELDS_WITHOUT_EFFECT`)."""
     proto = get_protocol(protocol or cfg.score.protocol)
     blob = json.dumps(_key_content(cfg, proto, calibrate, weights_id, channels_last), sort_keys=True)
     return ("calib-" if calibrate else "nocalib-") + hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -210,7 +249,7 @@ def _read_cache(path: Path | None, calibrate: bool) -> dict[str, dict[str, Any]]
     if path is None or not path.exists():
         return {}
     try:
-        df = pd.read_csv(path, dtype={"subnet": str, "hash": str, "adjacency": str, "ops": str})
+        df = pd.read_csv(path, dtype={"name": str, "subnet": str, "hash": str, "adjacency": str, "ops": str})
         missing = set(COLUMNS) - set(df.columns)
         if missing:
             raise ValueError(f"missing columns {sorted(missing)}")
@@ -219,10 +258,10 @@ def _read_cache(path: Path | None, calibrate: bool) -> dict[str, dict[str, Any]]
         return {}
     rows = {}
     for r in df[COLUMNS].to_dict("records"):
-        r["num_paths"] = int(r["num_paths"])
+        r["num_paths"] = int(r["num_paths"]) if pd.notna(r["num_paths"]) else None
         r["accuracy"], r["loss"] = float(r["accuracy"]), float(r["loss"])
         r["calibrated"] = bool(calibrate)
-        rows[r["subnet"]] = r
+        rows[r["name"]] = r
     return rows
 
 
@@ -236,14 +275,15 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
                      protocol: "str | Protocol | None" = None, data_cfg: Any = None,
                      cache_path: str | Path | None = None, progress: bool = True,
                      channels_last: bool = True, group_size: int | None = None) -> pd.DataFrame:
-    """Score each candidate subnet with the supernet ``net``.
+    """Score each candidate architecture with the supernet ``net``.
 
-    For each distinct candidate: with ``calibrate``, re-estimate the BNs it uses
-    (:func:`~rankbench.scoring.calibrate.calibrate_bn`, the protocol's data and reset rule),
-    then measure top-1 accuracy (a fraction) and mean loss on ``score_cfg.eval_split``
-    (``eval_size`` > 0: a fixed subset) in eval mode; then restore the BN state in memory.
-    ``score_cfg`` should be the effective one (``protocol.apply(cfg).score``); ``data_cfg``
-    gives the augmentation when the protocol calibrates with training transforms.
+    For each distinct candidate (by ``arch.name``): with ``calibrate``, re-estimate the BNs
+    it uses (:func:`~rankbench.scoring.calibrate.calibrate_bn`, the protocol's data and reset
+    rule: :func:`calibration_data`), then measure top-1 accuracy (a fraction) and mean loss
+    on ``score_cfg.eval_split`` (``eval_size`` > 0: a fixed subset) in eval mode; then
+    restore the BN state in memory. What the protocol fixes overrides ``score_cfg``
+    (:meth:`Protocol.score_config`; pass the effective config to see it); ``data_cfg`` gives
+    the augmentation when the protocol calibrates with training transforms.
 
     Returns one row per candidate, in order (repeats included), with :data:`COLUMNS`.
     Deterministic for a seed. With ``cache_path`` the scored subnets are cached there and
@@ -255,6 +295,7 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
     ``score_cfg.group_size`` (:data:`GROUP_SIZE` when it has none).
     """
     proto = get_protocol(protocol or score_cfg.protocol)
+    score_cfg = proto.score_config(score_cfg)
     if group_size is None:
         group_size = getattr(score_cfg, "group_size", GROUP_SIZE)
     if int(group_size) < 1:
@@ -264,8 +305,10 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
         raise ValueError("no candidates to score")
     cache = Path(cache_path) if cache_path is not None else None
     rows = _read_cache(cache, calibrate)
-    distinct = list(dict.fromkeys(candidates))
-    todo = [s for s in distinct if s.code not in rows]
+    distinct: dict[str, Any] = {}
+    for a in candidates:
+        distinct.setdefault(arch_name(a), a)
+    todo = [a for name, a in distinct.items() if name not in rows]
     if todo and distributed.is_distributed():  # under torchrun: shard, gather, rank 0 writes the cache
         def work(mine: list) -> dict:
             part: dict = {}
@@ -274,7 +317,7 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
                         group_size=group_size)
             return part
 
-        rows.update(distributed.gather_sharded(todo, work, key=lambda s: s.code))
+        rows.update(distributed.gather_sharded(todo, work, key=arch_name))
         if cache is not None and distributed.is_main():
             _write_cache(cache, rows)
         distributed.barrier()
@@ -282,8 +325,8 @@ def score_candidates(net: nn.Module, candidates: Iterable, splits: Any, score_cf
         _score_into(rows, net, todo, splits, score_cfg, proto, calibrate=calibrate, data_cfg=data_cfg,
                     cache=cache, progress=progress, channels_last=channels_last, group_size=group_size)
     out = []
-    for s in candidates:
-        r = rows[s.code]
+    for a in candidates:
+        r = rows[arch_name(a)]
         out.append({**r, "calibrated": bool(calibrate)})
     return pd.DataFrame(out, columns=COLUMNS)
 
@@ -294,14 +337,15 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
     device = _device_of(net)
     images, labels = eval_tensors(splits, score_cfg.eval_split, size=score_cfg.eval_size, seed=score_cfg.seed,
                                   device=device)
-    calib = None
-    if calibrate:
-        calib = calibration_batches(splits, proto.calib_split, num_batches=score_cfg.calib_batches,
-                                    batch_size=score_cfg.calib_batch_size, seed=score_cfg.seed,
-                                    augment=proto.calib_augment, data_cfg=data_cfg, device=device)
-    restore_format = False
     if channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)
+    calib = None
+    if calibrate and _calibrates_on_eval_images(proto, score_cfg, len(_split(splits, score_cfg.eval_split).labels)):
+        calib = list(images.split(int(score_cfg.calib_batch_size)))  # the same tensors, no copy
+    elif calibrate:
+        calib = calibration_data(splits, proto, score_cfg, data_cfg=data_cfg, device=device)
+    restore_format = False
+    if channels_last and images.dim() == 4:
         calib = [b.contiguous(memory_format=torch.channels_last) for b in calib] if calib is not None else None
         restore_format = _to_channels_last(net)
     share = group_size > 1 and supports_sharing(net)
@@ -328,7 +372,7 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
                     if state is not None:
                         state.restore(touched)
             for s, (acc, loss) in zip(group, results):
-                rows[s.code] = {**subnet_columns(s), "accuracy": acc, "loss": loss, "calibrated": bool(calibrate)}
+                rows[arch_name(s)] = {**subnet_columns(s), "accuracy": acc, "loss": loss, "calibrated": bool(calibrate)}
             new += len(group)
             if bar is not None:
                 bar.update(len(group))
@@ -341,6 +385,13 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
             net.to(memory_format=torch.contiguous_format)
         if cache is not None and new and not share and new % FLUSH_EVERY:
             _write_cache(cache, rows)
+
+
+def _calibrates_on_eval_images(proto: Protocol, score_cfg: Any, n_split: int) -> bool:
+    """True when the calibration data are the evaluation images in order (``paper``: the whole
+    test split, un-augmented), so the evaluation tensor can be sliced instead of copied."""
+    return (score_cfg.calib_batches == 0 and not proto.calib_augment and proto.calib_split == score_cfg.eval_split
+            and (score_cfg.eval_size == 0 or score_cfg.eval_size >= n_split))
 
 
 def _to_channels_last(net: nn.Module) -> bool:

@@ -1,79 +1,139 @@
-"""A multi-path subnet: which choice nodes are active and which op each one runs."""
+"""What every search space and architecture provides: the plug-in contract.
+
+A search space is one module in ``rankbench/spaces/`` that registers a class with
+:func:`rankbench.spaces.register_space` (and, if it has settings, a frozen
+:class:`SpaceSettings` subclass naming them); its supernet cell is one module in
+``rankbench/supernet/`` that registers a cell with ``rankbench.supernet.register_cell``.
+Nothing else in rankbench branches on the space: it reads :class:`SearchSpace` and
+:class:`Arch` only.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+import random
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    from rankbench.nb101.spec import ModelSpec
 
-from rankbench.nb101.spec import CONV1X1, CONV3X3, INPUT, MAXPOOL3X3, OUTPUT, ModelSpec
+__all__ = ["Arch", "SearchSpace", "SpaceSettings", "SpaceMixin", "Scalar"]
 
-#: one-character op codes used in subnet names: "3" conv3x3, "1" conv1x1, "m" maxpool, "-" off
-OP_CHAR = {CONV3X3: "3", CONV1X1: "1", MAXPOOL3X3: "m", None: "-"}
-CHAR_OP = {v: k for k, v in OP_CHAR.items()}
+#: a descriptive column's value (``SearchSpace.describe``)
+Scalar = int | float | str | bool
+
+
+@runtime_checkable
+class Arch(Protocol):
+    """One architecture of a space: what scoring, truth and reports read.
+
+    ``name`` is short, stable and unique within its space (S4: ``"3m--"``); it keys score
+    caches and appears in every table. ``spec`` is the pruned NB101 cell, ``hash`` NB101's
+    graph hash of it (isomorphic archs share it). Archs are hashable and compare by value.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def spec(self) -> "ModelSpec": ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """A registered search space (``create_space(name, **settings)``).
+
+    ``name``: its registered name ("s4"); ``tag``: a short string for directory names that
+    includes the settings ("s4-m4"); ``group_column``: the :meth:`describe` column that
+    figures group accuracies by ("num_paths" for S4).
+    """
+
+    name: str
+    tag: str
+    group_column: str
+
+    def settings(self) -> dict[str, Any]:
+        """The space's own settings, as ``create_space(name, **settings)`` takes them."""
+        ...
+
+    def candidates(self, n: int = 0, seed: int = 0) -> list[Arch]:
+        """The default candidate list, in a stable order: every arch the space scores by
+        default (``n == 0``), or at most ``n`` distinct ones drawn with ``seed``."""
+        ...
+
+    def sample(self, rng: random.Random) -> Arch:
+        """One training-time draw (the space documents its distribution)."""
+        ...
+
+    def sample_arch(self, rng: random.Random, num_cells: int, per_cell: bool = False) -> Arch | list[Arch]:
+        """One training step's architecture: one arch for every cell, or one per cell."""
+        ...
+
+    def arch_from_spec(self, spec: "ModelSpec") -> Arch:
+        """The arch of an NB101 cell the space contains (ValueError if it does not)."""
+        ...
+
+    def arch_from_name(self, name: str) -> Arch:
+        """The arch called ``name`` (the inverse of ``arch.name``)."""
+        ...
+
+    def hash_classes(self) -> Mapping[str, list[Arch]]:
+        """NB101 hash -> the candidates that share it, in candidate order."""
+        ...
+
+    def describe(self, arch: Arch) -> dict[str, Scalar]:
+        """Descriptive columns of ``arch`` for tables and figures (S4: ``num_paths``)."""
+        ...
 
 
 @dataclass(frozen=True)
-class Subnet:
-    """One architecture of a multi-path space.
+class SpaceSettings:
+    """The ``[space]`` config section: the space's registered ``name`` plus its own typed
+    settings. A space with settings registers a subclass whose extra fields are its
+    constructor's keyword arguments (S4: ``m``), with defaults; ``--set space.m=3`` is
+    checked against them. A space without settings uses this class as it is."""
 
-    ``ops[i]`` is the op of choice node ``i + 1`` or ``None`` when that node is inactive.
-    ``code`` is a compact name, e.g. ``"3m--"``: node 1 conv3x3, node 2 maxpool, 3 and 4 off.
-    """
+    name: str = ""
 
-    ops: tuple[str | None, ...]
+    def settings(self) -> dict[str, Any]:
+        """The space's own settings (every field but ``name``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
 
-    def __post_init__(self):
-        if not any(op is not None for op in self.ops):
-            raise ValueError("a subnet needs at least one active path")
-        for op in self.ops:
-            if op not in OP_CHAR:
-                raise ValueError(f"unknown op {op!r}; expected one of {[o for o in OP_CHAR if o]} or None")
 
-    @classmethod
-    def from_code(cls, code: str) -> "Subnet":
-        try:
-            return cls(tuple(CHAR_OP[c] for c in code))
-        except KeyError as e:
-            raise ValueError(f"subnet code {code!r}: unknown character {e.args[0]!r}; use 3, 1, m or -") from None
+class SpaceMixin:
+    """Shared implementations of :class:`SearchSpace` methods from ``candidates``,
+    ``sample`` and ``settings`` (optional: a space may implement the protocol directly)."""
+
+    name: str
 
     @property
-    def code(self) -> str:
-        return "".join(OP_CHAR[o] for o in self.ops)
+    def tag(self) -> str:
+        parts = [self.name] + [f"{k}{v}" for k, v in self.settings().items()]  # type: ignore[attr-defined]
+        return "-".join(parts)
 
-    @property
-    def m(self) -> int:
-        return len(self.ops)
+    def sample_arch(self, rng: random.Random, num_cells: int, per_cell: bool = False):
+        if per_cell:
+            return [self.sample(rng) for _ in range(num_cells)]  # type: ignore[attr-defined]
+        return self.sample(rng)  # type: ignore[attr-defined]
 
-    @property
-    def active(self) -> tuple[int, ...]:
-        """0-based indices of the active choice nodes."""
-        return tuple(i for i, op in enumerate(self.ops) if op is not None)
+    def hash_classes(self) -> dict[str, list]:
+        classes: dict[str, list] = {}
+        for a in self.candidates():  # type: ignore[attr-defined]
+            classes.setdefault(a.hash, []).append(a)
+        return classes
 
-    @property
-    def num_paths(self) -> int:
-        return len(self.active)
+    def check(self, arch: Any | Sequence[Any]) -> None:
+        """Raise ValueError unless ``arch`` (or each of a per-cell list) is in this space."""
+        for a in arch if isinstance(arch, (list, tuple)) else [arch]:
+            self.arch_from_name(a.name)  # type: ignore[attr-defined]
 
-    @cached_property
-    def spec(self) -> ModelSpec:
-        """The NB101 cell: input -> every active node -> node 5 (conv1x1, sums them) -> output.
 
-        Built over NB101's 7 vertices (input, 4 choice nodes, node 5, output); inactive nodes
-        are pruned by :class:`ModelSpec`, as NB101 does.
-        """
-        n = 7
-        matrix = np.zeros((n, n), dtype=np.int8)
-        ops = [INPUT] + [CONV3X3] * 4 + [CONV1X1, OUTPUT]
-        for i in self.active:
-            matrix[0, i + 1] = 1
-            matrix[i + 1, 5] = 1
-            ops[i + 1] = self.ops[i]
-        matrix[5, 6] = 1
-        return ModelSpec(matrix, ops)
+def __getattr__(name: str):
+    # compatibility: ``Subnet`` lived here before it moved to rankbench.spaces.s4
+    if name == "Subnet":
+        from rankbench.spaces.s4 import Subnet
 
-    @property
-    def hash(self) -> str:
-        return self.spec.hash
-
-    def __str__(self) -> str:
-        return self.code
+        return Subnet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

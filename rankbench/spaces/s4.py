@@ -9,35 +9,135 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
-from rankbench.nb101.spec import CONV1X1, CONV3X3, MAXPOOL3X3
+import numpy as np
+
+from rankbench.nb101.spec import CONV1X1, CONV3X3, INPUT, MAXPOOL3X3, OUTPUT, ModelSpec
 from rankbench.spaces import register_space
-from rankbench.spaces.base import Subnet
+from rankbench.spaces.base import SpaceMixin, SpaceSettings
+
+__all__ = ["Subnet", "S4Space", "S4Settings", "S4_OPS", "OP_CHAR", "CHAR_OP"]
 
 #: op order used for sampling (index = public code's op choice)
 S4_OPS = (CONV1X1, CONV3X3, MAXPOOL3X3)
 
+#: one-character op codes used in subnet names: "3" conv3x3, "1" conv1x1, "m" maxpool, "-" off
+OP_CHAR = {CONV3X3: "3", CONV1X1: "1", MAXPOOL3X3: "m", None: "-"}
+CHAR_OP = {v: k for k, v in OP_CHAR.items()}
 
-@register_space("s4")
-class S4Space:
+
+@dataclass(frozen=True)
+class Subnet:
+    """One architecture of S4 (an :class:`~rankbench.spaces.base.Arch`).
+
+    ``ops[i]`` is the op of choice node ``i + 1`` or ``None`` when that node is inactive.
+    ``name`` (also ``code``) is compact, e.g. ``"3m--"``: node 1 conv3x3, node 2 maxpool,
+    3 and 4 off.
+    """
+
+    ops: tuple[str | None, ...]
+
+    def __post_init__(self):
+        if not any(op is not None for op in self.ops):
+            raise ValueError("a subnet needs at least one active path")
+        for op in self.ops:
+            if op not in OP_CHAR:
+                raise ValueError(f"unknown op {op!r}; expected one of {[o for o in OP_CHAR if o]} or None")
+
+    @classmethod
+    def from_code(cls, code: str) -> "Subnet":
+        try:
+            return cls(tuple(CHAR_OP[c] for c in code))
+        except KeyError as e:
+            raise ValueError(f"subnet code {code!r}: unknown character {e.args[0]!r}; use 3, 1, m or -") from None
+
+    from_name = from_code
+
+    @property
+    def name(self) -> str:
+        return "".join(OP_CHAR[o] for o in self.ops)
+
+    @property
+    def code(self) -> str:
+        """The same as :attr:`name` (the name S4 subnets had before spaces were plug-ins)."""
+        return self.name
+
+    @property
+    def m(self) -> int:
+        return len(self.ops)
+
+    @property
+    def active(self) -> tuple[int, ...]:
+        """0-based indices of the active choice nodes."""
+        return tuple(i for i, op in enumerate(self.ops) if op is not None)
+
+    @property
+    def num_paths(self) -> int:
+        return len(self.active)
+
+    @cached_property
+    def spec(self) -> ModelSpec:
+        """The NB101 cell: input -> every active node -> node 5 (conv1x1, sums them) -> output.
+
+        Built over NB101's 7 vertices (input, 4 choice nodes, node 5, output); inactive nodes
+        are pruned by :class:`ModelSpec`, as NB101 does.
+        """
+        n = 7
+        matrix = np.zeros((n, n), dtype=np.int8)
+        ops = [INPUT] + [CONV3X3] * 4 + [CONV1X1, OUTPUT]
+        for i in self.active:
+            matrix[0, i + 1] = 1
+            matrix[i + 1, 5] = 1
+            ops[i + 1] = self.ops[i]
+        matrix[5, 6] = 1
+        return ModelSpec(matrix, ops)
+
+    @property
+    def hash(self) -> str:
+        return self.spec.hash
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class S4Settings(SpaceSettings):
+    """``[space]`` for S4: ``m``, the number of choice nodes (1..4; the public code: 4)."""
+
+    name: str = "s4"
+    m: int = 4  # maximum number of active paths (candidate nodes 1..m)
+
+    def __post_init__(self):
+        if isinstance(self.m, bool) or not isinstance(self.m, int) or not 1 <= self.m <= 4:
+            raise ValueError(f"S4 allows m = 1..4 active paths (choice nodes 1..4), got m={self.m!r}")
+
+
+@register_space("s4", settings=S4Settings)
+class S4Space(SpaceMixin):
     """NB101 subspace S4: up to m parallel paths, 3 ops each, summed by node 5."""
 
     name = "s4"
     ops = S4_OPS
+    group_column = "num_paths"
 
     def __init__(self, m: int = 4):
-        if not isinstance(m, int) or not 1 <= m <= 4:
-            raise ValueError(f"S4 allows m = 1..4 active paths (choice nodes 1..4), got m={m!r}")
+        S4Settings(m=m)  # checks m
         self.m = m
         self._subnets: list[Subnet] | None = None
+        self._by_hash: dict[str, Subnet] | None = None
 
     def __repr__(self) -> str:
         return f"S4Space(m={self.m})"
 
-    def subnets(self) -> list[Subnet]:
-        """Every distinct subnet, ordered by number of paths, then active nodes, then ops."""
+    def settings(self) -> dict[str, int]:
+        return {"m": self.m}
+
+    def candidates(self, n: int = 0, seed: int = 0) -> list[Subnet]:
+        """Every distinct subnet, ordered by number of paths, then active nodes, then ops;
+        with ``n``, that many drawn with ``seed`` (kept in this order)."""
         if self._subnets is None:
             out = []
             for k in range(1, self.m + 1):
@@ -48,14 +148,21 @@ class S4Space:
                             choice[node] = op
                         out.append(Subnet(tuple(choice)))
             self._subnets = out
+        if 0 < n < len(self._subnets):
+            keep = sorted(random.Random(seed).sample(range(len(self._subnets)), n))
+            return [self._subnets[i] for i in keep]
         return list(self._subnets)
 
-    def hash_classes(self) -> "OrderedDict[str, list[Subnet]]":
-        """NB101 hash -> the isomorphic subnets that share it, in :meth:`subnets` order."""
-        classes: OrderedDict[str, list[Subnet]] = OrderedDict()
-        for s in self.subnets():
-            classes.setdefault(s.hash, []).append(s)
-        return classes
+    def subnets(self) -> list[Subnet]:
+        """Every distinct subnet (:meth:`candidates`)."""
+        return self.candidates()
+
+    def hash_classes(self) -> dict[str, list[Subnet]]:
+        """NB101 hash -> the isomorphic subnets that share it, in :meth:`candidates` order."""
+        return super().hash_classes()
+
+    def describe(self, arch: Subnet) -> dict[str, int]:
+        return {"num_paths": int(arch.num_paths)}
 
     def sample(self, rng: random.Random) -> Subnet:
         """As the public code: m' uniform in 1..m, then m' distinct nodes, then an op per node."""
@@ -69,11 +176,23 @@ class S4Space:
     def sample_arch(self, rng: random.Random, num_cells: int, per_cell: bool = False) -> Subnet | list[Subnet]:
         """One training step's architecture: one subnet shared by all cells (the public
         code's default) or one drawn per cell."""
-        if per_cell:
-            return [self.sample(rng) for _ in range(num_cells)]
-        return self.sample(rng)
+        return super().sample_arch(rng, num_cells, per_cell)
+
+    def arch_from_name(self, name: str) -> Subnet:
+        s = Subnet.from_code(name)
+        self.check(s)
+        return s
+
+    def arch_from_spec(self, spec: ModelSpec) -> Subnet:
+        """The first subnet (in :meth:`candidates` order) whose NB101 graph is ``spec``'s."""
+        if self._by_hash is None:
+            self._by_hash = {h: members[0] for h, members in self.hash_classes().items()}
+        try:
+            return self._by_hash[spec.hash]
+        except KeyError:
+            raise ValueError(f"this NB101 cell is not in {self!r} (hash {spec.hash})") from None
 
     def check(self, subnet: Subnet | Sequence[Subnet]) -> None:
-        for s in [subnet] if isinstance(subnet, Subnet) else subnet:
+        for s in subnet if isinstance(subnet, (list, tuple)) else [subnet]:
             if s.m != self.m:
-                raise ValueError(f"subnet {s.code!r} has {s.m} choice nodes; this space has m={self.m}")
+                raise ValueError(f"subnet {s.name!r} has {s.m} choice nodes; this space has m={self.m}")

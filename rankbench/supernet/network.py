@@ -1,18 +1,24 @@
-"""The NB101 skeleton around supernet cells: stem, stacks of cells, pooling, classifier."""
+"""The NB101 skeleton around supernet cells: stem, stacks of cells, pooling, classifier.
+
+It knows nothing of the search space: ``make_cell(in_channels, channels)`` builds each cell
+and an architecture is passed through to the cells untouched.
+"""
 from __future__ import annotations
 
 import math
 from typing import Callable, Iterator, Sequence
 
-import torch
 from torch import Tensor, nn
 
-from rankbench.spaces.base import Subnet
+from rankbench.spaces.base import Arch
 from rankbench.supernet.cell import _bns, run_memo
-from rankbench.supernet.ops import ConvBnRelu
+from rankbench.supernet.ops import Classifier, ConvBnRelu
 
-#: an architecture for one forward pass: one subnet shared by every cell, or one per cell
-Arch = Subnet | Sequence[Subnet]
+__all__ = ["Supernet", "NetArch"]
+
+#: an architecture for one forward pass: one arch shared by every cell, or a list (or tuple)
+#: of one arch per cell
+NetArch = Arch | Sequence[Arch]
 
 
 class Supernet(nn.Module):
@@ -46,7 +52,7 @@ class Supernet(nn.Module):
                 self.cells.append(make_cell(in_ch, channels))
                 in_ch = channels
         self.pool = nn.MaxPool2d(2, 2)
-        self.classifier = nn.Linear(channels, num_classes)
+        self.classifier = Classifier(channels, num_classes)
         self._init_weights()
         self._param_names = {id(p): n for n, p in self.named_parameters()}
 
@@ -67,15 +73,14 @@ class Supernet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def _per_cell(self, arch: Arch) -> Sequence[Subnet]:
-        if isinstance(arch, Subnet):
+    def _per_cell(self, arch: NetArch) -> Sequence[Arch]:
+        if not isinstance(arch, (list, tuple)):
             return [arch] * self.num_cells
-        arch = list(arch)
         if len(arch) != self.num_cells:
-            raise ValueError(f"got {len(arch)} subnets for {self.num_cells} cells; give one, or one per cell")
+            raise ValueError(f"got {len(arch)} archs for {self.num_cells} cells; give one, or one per cell")
         return arch
 
-    def features(self, x: Tensor, arch: Arch, memo: dict | None = None) -> Tensor:
+    def features(self, x: Tensor, arch: NetArch, memo: dict | None = None) -> Tensor:
         x = run_memo(self.stem, x, memo)
         for i, (cell, sub) in enumerate(zip(self.cells, self._per_cell(arch))):
             if i in self._downsample_before:
@@ -83,23 +88,23 @@ class Supernet(nn.Module):
             x = cell(x, sub, memo) if i == 0 else cell(x, sub)
         return x
 
-    def forward(self, x: Tensor, arch: Arch, memo: dict | None = None) -> Tensor:
-        return self.classifier(torch.mean(self.features(x, arch, memo), dim=(2, 3)))
+    def forward(self, x: Tensor, arch: NetArch, memo: dict | None = None) -> Tensor:
+        return self.classifier(self.features(x, arch, memo))
 
     # -- what a subnet uses ------------------------------------------------------------------
-    def used_modules(self, arch: Arch) -> list[nn.Module]:
+    def used_modules(self, arch: NetArch) -> list[nn.Module]:
         mods: list[nn.Module] = [self.stem]
         for cell, sub in zip(self.cells, self._per_cell(arch)):
             mods.extend(cell.used_modules(sub))
         mods.append(self.classifier)
         return mods
 
-    def shared_modules(self, arch: Arch) -> list[nn.Module]:
+    def shared_modules(self, arch: NetArch) -> list[nn.Module]:
         """The modules of ``arch`` whose output depends on the input batch only, not on the
         rest of the architecture: the stem and the first cell's ``input_modules``."""
         return [self.stem] + list(self.cells[0].input_modules(self._per_cell(arch)[0]))
 
-    def used_parameters(self, arch: Arch) -> Iterator[tuple[str, nn.Parameter]]:
+    def used_parameters(self, arch: NetArch) -> Iterator[tuple[str, nn.Parameter]]:
         """(name, parameter) of every weight ``arch`` uses, each once."""
         seen: set[int] = set()
         for mod in self.used_modules(arch):
@@ -108,12 +113,24 @@ class Supernet(nn.Module):
                     seen.add(id(p))
                     yield self._param_names[id(p)], p
 
-    def used_bns(self, arch: Arch) -> list[nn.BatchNorm2d]:
+    def used_bns(self, arch: NetArch) -> list[nn.BatchNorm2d]:
         """Every BatchNorm ``arch`` passes through (what BN calibration re-estimates)."""
         return _bns(self.used_modules(arch))
 
-    def param_count(self, arch: Arch | None = None) -> int:
-        """Trainable parameters of the whole supernet, or of the weights ``arch`` uses."""
+    def param_count(self, arch: NetArch | None = None) -> int:
+        """Trainable parameters of the whole supernet, or the weights ``arch`` uses: every
+        element of its used parameters, except in cells that use slices of shared weights
+        and say how many elements they use (an optional ``cell.param_count(arch)``)."""
         if arch is None:
             return sum(p.numel() for p in self.parameters())
-        return sum(p.numel() for _, p in self.used_parameters(arch))
+        total = _numel([self.stem, self.classifier])
+        for cell, a in zip(self.cells, self._per_cell(arch)):
+            count = getattr(cell, "param_count", None)
+            total += int(count(a)) if count is not None else _numel(cell.used_modules(a))
+        return total
+
+
+def _numel(mods: Sequence[nn.Module]) -> int:
+    """Elements of the parameters of ``mods``, each parameter once."""
+    params = {id(p): p for mod in mods for p in mod.parameters()}
+    return sum(p.numel() for p in params.values())

@@ -1,80 +1,111 @@
-"""Normalisation after node 5's aggregation: where vanilla BN, shadow BN and scaling differ.
+"""Normalisation after a sum of inputs: where vanilla BN, shadow BN and scaling differ.
 
-Each variant is a module ``forward(x, subnet)`` plus ``bns(subnet)``, the BatchNorms that
-subnet uses (for calibration and for counting parameters).
+A norm knows nothing of any search space. A cell builds one per place where several inputs
+are summed (S4: node 5; NB101: a vertex), naming the inputs that *can* be summed there
+(``inputs``, small integer ids: S4's choice nodes 1..m, NB101's predecessor vertices), and
+calls it with the ids actually summed in this forward pass (``active``, sorted, non-empty):
+
+    norm = NORMS.get("lsbn")(channels, inputs=(1, 2, 3, 4), bn_momentum=0.1)
+    y = norm(x, active=(1, 3))          # SBN_2 (two summed inputs)
+    norm.bns((1, 3))                    # the BatchNorms that pass used
+
+LSBN keys on the fan-in ``len(active)``, ESBN on the set ``active``, scaling divides by the
+fan-in, vanilla BN ignores it. ``NORMS.get(name)`` is the ``norm=`` factory cells receive.
 """
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 from torch import Tensor, nn
 
 from rankbench._registry import Registry
-from rankbench.spaces.base import Subnet
+
+__all__ = ["NORMS", "NormFactory", "VanillaBN", "LinearShadowBN", "ExponentialShadowBN", "ScaledBN",
+           "subset_key", "resolve_norm"]
 
 NORMS: Registry = Registry("normalisation")
 
+#: ``factory(channels, inputs, bn_momentum=...) -> norm module``
+NormFactory = Callable[..., nn.Module]
+
+
+def resolve_norm(norm: str | NormFactory) -> NormFactory:
+    """A norm factory from a registered name, or the factory itself."""
+    return NORMS.get(norm) if isinstance(norm, str) else norm
+
+
+def subset_key(active: Sequence[int]) -> str:
+    """ModuleDict key of a set of input ids: ``"n13"`` for inputs 1 and 3 (``"n1_13"`` once
+    an id has two digits)."""
+    ids = [str(i) for i in sorted(active)]
+    return "n" + ("".join(ids) if all(len(i) == 1 for i in ids) else "_".join(ids))
+
+
+class _Norm(nn.Module):
+    def __init__(self, channels: int, inputs: Sequence[int], bn_momentum: float = 0.1):
+        super().__init__()
+        self.inputs = tuple(inputs)
+        if not self.inputs or len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"a norm needs distinct input ids, got {inputs!r}")
+
 
 @NORMS.register("bn")
-class VanillaBN(nn.Module):
-    """One BatchNorm for every number of active paths (the naive baseline)."""
+class VanillaBN(_Norm):
+    """One BatchNorm whatever is summed (the naive baseline)."""
 
-    def __init__(self, channels: int, m: int, bn_momentum: float = 0.1):
-        super().__init__()
+    def __init__(self, channels: int, inputs: Sequence[int], bn_momentum: float = 0.1):
+        super().__init__(channels, inputs, bn_momentum)
         self.bn = nn.BatchNorm2d(channels, momentum=bn_momentum)
 
-    def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
+    def forward(self, x: Tensor, active: Sequence[int]) -> Tensor:
         return self.bn(x)
 
-    def bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
+    def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
         return [self.bn]
 
 
 @NORMS.register("lsbn")
-class LinearShadowBN(nn.Module):
-    """Linear shadow BN: m BatchNorms, SBN_k normalises steps with k active paths."""
+class LinearShadowBN(_Norm):
+    """Linear shadow BN: one BatchNorm per fan-in; SBN_k normalises sums of k inputs."""
 
-    def __init__(self, channels: int, m: int, bn_momentum: float = 0.1):
-        super().__init__()
-        self.sbn = nn.ModuleList(nn.BatchNorm2d(channels, momentum=bn_momentum) for _ in range(m))
+    def __init__(self, channels: int, inputs: Sequence[int], bn_momentum: float = 0.1):
+        super().__init__(channels, inputs, bn_momentum)
+        self.sbn = nn.ModuleList(nn.BatchNorm2d(channels, momentum=bn_momentum) for _ in self.inputs)
 
-    def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
-        return self.sbn[subnet.num_paths - 1](x)
+    def forward(self, x: Tensor, active: Sequence[int]) -> Tensor:
+        return self.sbn[len(active) - 1](x)
 
-    def bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
-        return [self.sbn[subnet.num_paths - 1]]
-
-
-def _subset_key(subnet: Subnet) -> str:
-    return "n" + "".join(str(i + 1) for i in subnet.active)
+    def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
+        return [self.sbn[len(active) - 1]]
 
 
 @NORMS.register("esbn")
-class ExponentialShadowBN(nn.Module):
-    """Exponential shadow BN: one BatchNorm per subset of active nodes (2^m - 1)."""
+class ExponentialShadowBN(_Norm):
+    """Exponential shadow BN: one BatchNorm per non-empty set of inputs (2^n - 1)."""
 
-    def __init__(self, channels: int, m: int, bn_momentum: float = 0.1):
-        super().__init__()
-        keys = []
-        for mask in range(1, 2**m):
-            keys.append("n" + "".join(str(i + 1) for i in range(m) if mask >> i & 1))
+    def __init__(self, channels: int, inputs: Sequence[int], bn_momentum: float = 0.1):
+        super().__init__(channels, inputs, bn_momentum)
+        n = len(self.inputs)
+        keys = [subset_key([self.inputs[i] for i in range(n) if mask >> i & 1]) for mask in range(1, 2**n)]
         self.sbn = nn.ModuleDict({k: nn.BatchNorm2d(channels, momentum=bn_momentum) for k in sorted(keys)})
 
-    def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
-        return self.sbn[_subset_key(subnet)](x)
+    def forward(self, x: Tensor, active: Sequence[int]) -> Tensor:
+        return self.sbn[subset_key(active)](x)
 
-    def bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
-        return [self.sbn[_subset_key(subnet)]]
+    def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
+        return [self.sbn[subset_key(active)]]
 
 
 @NORMS.register("scale")
-class ScaledBN(nn.Module):
-    """Simple scaling: divide the k-path sum by k, then one BatchNorm."""
+class ScaledBN(_Norm):
+    """Simple scaling: divide the sum of k inputs by k, then one BatchNorm."""
 
-    def __init__(self, channels: int, m: int, bn_momentum: float = 0.1):
-        super().__init__()
+    def __init__(self, channels: int, inputs: Sequence[int], bn_momentum: float = 0.1):
+        super().__init__(channels, inputs, bn_momentum)
         self.bn = nn.BatchNorm2d(channels, momentum=bn_momentum)
 
-    def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
-        return self.bn(x / subnet.num_paths)
+    def forward(self, x: Tensor, active: Sequence[int]) -> Tensor:
+        return self.bn(x / len(active))
 
-    def bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
+    def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
         return [self.bn]

@@ -4,7 +4,7 @@ Each row: the cell's adjacency as a row-major 0/1 string and its op codes with t
 padding of cells under 7 vertices removed, its NB101 key and trainable_parameters, copied
 from the source (NAS-Bench-101 release, Apache-2.0, google-research/nasbench, as republished).
 
-    python tests/assets/make_nb101_1k_specs.py [--source /work/shared/data/nb101]
+    python tests/assets/make_nb101_1k_specs.py [--source ../shared/data/nb101]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ SRC = "nasbench-vis-1k-specs.json"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=Path("/work/shared/data/nb101"),
+    ap.add_argument("--source", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nb101",
                     help="folder holding nasbench-vis-1k-specs.json")
     ap.add_argument("--out", type=Path, default=HERE / "nb101_1k_specs.json")
     args = ap.parse_args()

@@ -8,7 +8,7 @@ and final (current_epoch 108.0). ``total_time`` is not in the pkl and is left un
 Records are written repeat-major (all cells' first repeat, then the second, ...), so an
 importer must group repeats by hash rather than rely on adjacency in the file.
 
-    python tests/assets/make_nb101_fixture.py [--source /work/shared/data/nb101]
+    python tests/assets/make_nb101_fixture.py [--source ../shared/data/nb101]
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def records(cells: dict):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=Path("/work/shared/data/nb101"),
+    ap.add_argument("--source", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nb101",
                     help="folder holding naslib-nb101-30-full.pkl")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args()

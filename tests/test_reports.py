@@ -1,0 +1,89 @@
+"""Reports side by side: naming by setup, loading, refusing ambiguity and mixed setups."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from rankbench.config import load_preset
+from rankbench.reports import (NO_EFFECT_SCORE_FIELDS, ReportError, find_reports, load_report, report_name,
+                               report_setup)
+from rankbench.rundir import RunDir
+
+
+def _write_report(run: RunDir, cfg, *, calibrate: bool, digest: str = "abc") -> str:
+    setup = report_setup(cfg, calibrate=calibrate, truth_digest=digest)
+    name = report_name(setup)
+    d = run.report_dir(name)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"report": name, "setup": setup, "config": cfg.to_dict(),
+                                                "metrics": {}}))
+    (d / "scores.csv").write_text("name,hash\n3---,abc\n")
+    return name
+
+
+@pytest.fixture
+def run(tmp_path):
+    cfg = load_preset("quick")
+    r = RunDir(tmp_path / "lsbn-run")
+    r.path.mkdir()
+    r.config_path.write_text(json.dumps(cfg.to_dict()))
+    return r, cfg
+
+
+def test_names_say_protocol_and_calibration_and_differ_by_setup(run):
+    _, cfg = run
+    clean = report_name(report_setup(cfg, calibrate=True, truth_digest="t"))
+    paper_cfg = replace(cfg, score=replace(cfg.score, protocol="paper"))
+    paper = report_name(report_setup(paper_cfg, calibrate=True, truth_digest="t"))
+    nocal = report_name(report_setup(cfg, calibrate=False, truth_digest="t"))
+    other_truth = report_name(report_setup(cfg, calibrate=True, truth_digest="u"))
+    assert clean.startswith("clean-calib-") and paper.startswith("paper-calib-") and nocal.startswith("clean-nocalib-")
+    assert len({clean, paper, nocal, other_truth}) == 4
+
+
+def test_every_score_field_changes_the_report_unless_listed(run):
+    """A scoring field that can change a number must change the report's name."""
+    import dataclasses
+
+    _, cfg = run
+    base = report_name(report_setup(cfg, calibrate=True, truth_digest="t"))
+    for f in dataclasses.fields(cfg.score):
+        v = getattr(cfg.score, f.name)
+        new = (not v) if isinstance(v, bool) else (v + 1 if isinstance(v, (int, float)) else v + "x")
+        changed = report_name(report_setup(replace(cfg, score=replace(cfg.score, **{f.name: new})),
+                                           calibrate=True, truth_digest="t"))
+        assert (changed == base) == (f.name in NO_EFFECT_SCORE_FIELDS), f.name
+
+
+def test_load_report_from_run_dir_report_dir_or_metrics(run):
+    r, cfg = run
+    with pytest.raises(ReportError, match="no report yet"):
+        load_report(r.path)
+    a = _write_report(r, cfg, calibrate=True)
+    assert load_report(r.path).name == a
+    b = _write_report(r, cfg, calibrate=False)
+    with pytest.raises(ReportError, match="holds 2 reports") as e:
+        load_report(r.path)
+    assert a in str(e.value) and b in str(e.value)
+    assert load_report(r.path, "clean-nocalib").name == b
+    assert load_report(r.report_dir(a)).name == a
+    assert load_report(r.report_dir(a) / "metrics.json").label == f"{r.name}/{a}"
+    assert list(load_report(r.path, b).scores["name"]) == ["3---"]
+    with pytest.raises(ReportError, match="neither a report"):
+        load_report(r.path.parent)
+
+
+def test_find_reports_refuses_mixed_setups(tmp_path):
+    cfg = load_preset("quick")
+    runs = []
+    for i, calib in enumerate((True, True, False)):
+        r = RunDir(tmp_path / f"run{i}")
+        r.path.mkdir()
+        r.config_path.write_text(json.dumps(cfg.to_dict()))
+        _write_report(r, cfg, calibrate=calib)
+        runs.append(r.path)
+    assert len(find_reports(runs[:2])) == 2
+    with pytest.raises(ReportError, match="2 different scoring setups"):
+        find_reports(runs)
