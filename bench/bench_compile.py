@@ -11,10 +11,17 @@ compiled. Parts:
    used parameters, as ``fit`` does; channels-last; synthetic batches, so the data pipeline
    is not timed), after the warm-up of part 1; median ms/step of each;
 3. scoring: ``score_candidates`` with calibration on ``--score-subnets`` subnets, eager vs
-   compiled (same weights), alternating ``--rounds`` times; accuracies compared.
+   compiled (same weights), alternating ``--rounds`` times; accuracies compared;
+4. (``--overhead``, alone) the host's cost of a step: the paper preset's structure at
+   negligible tensor sizes, eager vs compiled, and the FLOPs of a paper-size step, for the
+   GPU projection (a GPU step cannot be faster than its host's Python + dispatch time).
+
+For comparison part 1 also trains ``torch.compile(net)`` (``aot_eager``, cheap) on the first
+subnets: one graph per subnet until the recompile limit.
 
     python bench/bench_compile.py --threads 1        # quick-preset size: width 16, 3x1 cells, batch 64, 16x16
     python bench/bench_compile.py --backend aot_eager --steps 5 --rounds 1 --width 4   # plumbing only
+    python bench/bench_compile.py --overhead --threads 1                              # part 4
 
 Ends with ``ratio NAME VALUE`` lines (``> 1``: compiled is faster).
 """
@@ -56,10 +63,14 @@ def main() -> None:
     ap.add_argument("--score-subnets", type=int, default=32, help="part 3: subnets scored (0: skip)")
     ap.add_argument("--eval-size", type=int, default=1000)
     ap.add_argument("--calib-batches", type=int, default=4)
+    ap.add_argument("--overhead", action="store_true",
+                    help="only part 4: the paper preset's structure at negligible tensor sizes, eager vs compiled")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.overhead:
+        return overhead(args)
 
     space = create_space("s4", m=args.m)
     def build():
@@ -83,7 +94,8 @@ def main() -> None:
 
     def step(net, opt, i: int, arch) -> torch.Tensor:
         x, y = batches[i % len(batches)]
-        loss, _ = train_step(net, opt, x, y, arch, grad_clip=tc.grad_clip, used=[p for _, p in net.used_parameters(arch)])
+        used = [p for _, p in net.used_parameters(arch)]
+        loss, _ = train_step(net, opt, x, y, arch, grad_clip=tc.grad_clip, used=used)
         return loss
 
     # part 1: graphs vs distinct subnets; the losses of the two copies step by step
@@ -112,6 +124,7 @@ def main() -> None:
           f"{max(diffs):.2e} (training amplifies float rounding step after step)")
 
     # for comparison: torch.compile of the whole supernet (aot_eager backend, so that it is cheap)
+    n_whole = 0
     if args.whole_demo:
         whole = build()
         whole_c = torch.compile(whole, backend="aot_eager")
@@ -120,10 +133,12 @@ def main() -> None:
         for i in range(args.distinct[0]):
             x, y = batches[i % len(batches)]
             train_step(whole_c, opt_w, x, y, subnets[i], grad_clip=tc.grad_clip)
-        print(f"torch.compile(net) for comparison: {graph_count() - gw} graphs after {args.distinct[0]} distinct subnets "
+        print(f"torch.compile(net) for comparison: {graph_count() - gw} graphs after {args.distinct[0]} distinct "
+              f"subnets "
               f"(one per subnet until the recompile limit, "
               f"{torch._dynamo.config.recompile_limit}; the other subnets then run eagerly)")
-        print(f"ratio whole_net_compile_graphs_{args.distinct[0]} {graph_count() - gw}")
+        n_whole = graph_count() - gw
+        print(f"ratio whole_net_compile_graphs_{args.distinct[0]} {n_whole}")
         del whole, whole_c, opt_w
 
     # part 2: steps/s, alternating rounds on the same subnets
@@ -138,7 +153,7 @@ def main() -> None:
     s_e, s_c = statistics.median(t_e), statistics.median(t_c)
     print(f"training step: eager {1e3 * s_e:.1f} ms ({1 / s_e:.2f} steps/s)   compiled {1e3 * s_c:.1f} ms "
           f"({1 / s_c:.2f} steps/s)   x{s_e / s_c:.2f}  (median of {args.rounds} rounds x {args.steps} steps; "
-          f"graphs now {graph_count() - g0})")
+          f"graphs now {graph_count() - g0 - n_whole})")
     print(f"ratio compile_distinct_{counts[0][0]}_graphs {counts[0][1]}")
     print(f"ratio compile_distinct_{counts[-1][0]}_graphs {counts[-1][1]}")
     print(f"ratio compile_graphs_growth {counts[-1][1] / max(counts[0][1], 1):.4f}")
@@ -173,6 +188,72 @@ def main() -> None:
               f"{e:.2f} s ({n / e:.2f} candidates/s)   compiled {c:.2f} s ({n / c:.2f} candidates/s)   x{e / c:.2f}; "
               f"largest accuracy difference {d:.4f}; {g_score} graphs for scoring in all")
         print(f"ratio compile_score_speedup {e / c:.4f}")
+
+
+def overhead(args) -> None:
+    """Part 4: what a step costs the host. The paper preset's structure (3 stacks x 3 cells,
+    m = 4) at width 4, 8x8 images, batch 2, where compute is negligible: the eager step's time
+    is then its Python + dispatcher cost, which a GPU pays on the CPU whatever the GPU's
+    speed; the same for the compiled blocks. Also the FLOPs of a step at the paper's real
+    size (counted on the meta device), to set against it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from rankbench.config import load_preset
+    from rankbench.supernet import supernet_from_config
+
+    cfg = load_preset("paper")
+    with torch.device("meta"):
+        big = supernet_from_config(cfg)
+    rng = random.Random(0)
+    archs = [big.space.sample_arch(rng, big.num_cells) for _ in range(40)]
+    b = cfg.data.batch_size
+    x = torch.empty(b, 3, 32, 32, device="meta")
+    flops = []
+    for a in archs:
+        with FlopCounterMode(display=False) as fc:
+            big(x, a).sum().backward()
+        flops.append(fc.get_total_flops())
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        for a in archs:
+            big(x[:1], a)
+    eval_gflop = fc.get_total_flops() / len(archs) / 1e9
+    del big
+    print(f"paper preset, evaluation forward: {eval_gflop:.2f} GFLOP per image (mean over the same subnets)")
+    print(f"paper preset, training step (forward + backward, batch {b}, 32x32): mean "
+          f"{statistics.mean(flops) / 1e9:.0f} GFLOP over {len(archs)} sampled subnets "
+          f"(min {min(flops) / 1e9:.0f}, max {max(flops) / 1e9:.0f})")
+    tc = cfg.train
+    per_step = {}
+    for label in ("eager", "compiled"):
+        torch.manual_seed(0)
+        net = create_supernet("s4", cfg.model.variant, width=4, stacks=cfg.model.stacks,
+                              cells_per_stack=cfg.model.cells_per_stack)
+        if label == "compiled":
+            compile_supernet(net, backend=args.backend)
+        opt = make_optimizer(net, tc)
+        xs, ys = torch.randn(2, 3, 8, 8), torch.randint(0, 10, (2,))
+
+        def step(a, net=net, opt=opt, xs=xs, ys=ys):
+            train_step(net, opt, xs, ys, a, grad_clip=tc.grad_clip, used=[p for _, p in net.used_parameters(a)])
+
+        t = time.perf_counter()
+        for a in archs:  # warm-up (compiles every block kind)
+            step(a)
+        warm = time.perf_counter() - t
+        per_step[label] = min(_timed_steps(step, archs) for _ in range(args.rounds))
+        print(f"{label:8s}: host time per training step at negligible sizes {1e3 * per_step[label]:.1f} ms "
+              f"(warm-up {warm:.1f} s)")
+    print(f"ratio host_step_ms_eager {1e3 * per_step['eager']:.3f}")
+    print(f"ratio host_step_ms_compiled {1e3 * per_step['compiled']:.3f}")
+    print(f"ratio paper_step_gflop {statistics.mean(flops) / 1e9:.1f}")
+    print(f"ratio paper_eval_gflop_per_image {eval_gflop:.3f}")
+
+
+def _timed_steps(step, archs) -> float:
+    t = time.perf_counter()
+    for a in archs:
+        step(a)
+    return (time.perf_counter() - t) / len(archs)
 
 
 if __name__ == "__main__":

@@ -67,42 +67,45 @@ def main() -> None:
     net = create_supernet(space, "lsbn", width=args.width, stacks=args.stacks,
                           cells_per_stack=args.cells_per_stack).eval().to(memory_format=torch.channels_last)
     x = torch.randn(args.batch, 3, args.resolution, args.resolution).contiguous(memory_format=torch.channels_last)
-    print(f"lsbn m=4 width {args.width}, {args.stacks}x{args.cells_per_stack} cells, {args.resolution}x{args.resolution}, "
-          f"eval batch {args.batch}, channels-last, threads {torch.get_num_threads()}")
+    print(f"lsbn m=4 width {args.width}, {args.stacks}x{args.cells_per_stack} cells, "
+          f"{args.resolution}x{args.resolution}, eval batch {args.batch}, channels-last, "
+          f"threads {torch.get_num_threads()}")
 
     # -- 1. time split of one candidate's forward ---------------------------------------------
+    # measured directly, interleaved, fastest of --reps (load only adds time): the full forward,
+    # and the forward with the shared work already in the memo (what grouping leaves per candidate)
     subnets = random.Random(0).sample(space.candidates(), args.subnets)
     cell0 = net.cells[0]
+    all_paths = [cell0.path(node, op) for node in range(cell0.m) for op in space.ops]
+
+    def fill_memo() -> dict:
+        memo = {net.stem: net.stem(x)}
+        for path in all_paths:
+            memo[path] = path(memo[net.stem])
+        return memo
+
     with torch.no_grad():
-        stem_out = net.stem(x)
-        t_stem = _time(lambda: net.stem(x), args.reps)
-        t_path = {}
-        for node in range(cell0.m):
-            for op in space.ops:
-                t_path[node, op] = _time(lambda node=node, op=op: cell0.path(node, op)(stem_out), args.reps)
-        full, shared, first_rest = [], [], []
+        memo = fill_memo()
+        t_group_shared = _time(fill_memo, args.reps)  # the stem and all 12 paths, once per batch and group
+        full, rest = [], []
         for s in subnets:
-            t_full = _time(lambda s=s: net(x, s), args.reps)
-            memo: dict = {}
-            for path in cell0.input_modules(s):  # fill the memo: the first cell then costs only its rest
-                memo[path] = path(stem_out)
-            memo[net.stem] = stem_out
-            t_cell0_rest = _time(lambda s=s, memo=memo: cell0(stem_out, s, memo), args.reps)
-            full.append(t_full)
-            shared.append(t_stem + sum(t_path[i, s.ops[i]] for i in s.active))
-            first_rest.append(t_cell0_rest)
-    f, sh, fr = statistics.mean(full), statistics.mean(shared), statistics.mean(first_rest)
-    later = f - sh - fr
-    used_paths = statistics.mean(len({(i, s.ops[i]) for s in grp for i in s.active})
-                                 for grp in (random.Random(k).sample(space.candidates(), args.group) for k in range(20)))
-    per_path = statistics.mean(t_path.values())
-    grouped = f - sh + (t_stem + used_paths * per_path) / args.group
-    print(f"one candidate's forward (mean of {len(subnets)} subnets): {1e3 * f:.1f} ms = stem + first cell's paths "
-          f"{1e3 * sh:.1f} ms ({100 * sh / f:.0f}%, shared) + rest of the first cell {1e3 * fr:.1f} ms "
-          f"({100 * fr / f:.0f}%) + later cells and classifier {1e3 * later:.1f} ms ({100 * later / f:.0f}%)")
-    print(f"grouped by {args.group} (a group uses {used_paths:.1f} of the first cell's {len(t_path)} paths): "
-          f"{1e3 * grouped:.1f} ms per candidate, x{f / grouped:.2f} of one by one; the most any sharing of the "
-          f"first cell's inputs can give: x{f / (f - sh):.2f}")
+            tf, tr = [], []
+            for _ in range(args.reps):
+                tf.append(_time(lambda s=s: net(x, s), 1))
+                tr.append(_time(lambda s=s: net(x, s, memo=dict(memo)), 1))
+            full.append(min(tf))
+            rest.append(min(tr))
+    f, r = statistics.mean(full), statistics.mean(rest)
+    sh = f - r
+    groups = [random.Random(k).sample(space.candidates(), args.group) for k in range(20)]
+    used_paths = statistics.mean(len({(i, s.ops[i]) for s in grp for i in s.active}) for grp in groups)
+    grouped = r + t_group_shared * (used_paths / len(all_paths)) / args.group  # stem counted as a path: an upper bound
+    print(f"one candidate's forward (mean of {len(subnets)} subnets, fastest of {args.reps}): {1e3 * f:.1f} ms = the stem "
+          f"and the first cell's paths {1e3 * sh:.1f} ms ({100 * sh / f:.0f}%, the same for every candidate) + the rest "
+          f"{1e3 * r:.1f} ms ({100 * r / f:.0f}%: node 5 and norm of the first cell, the later cells, the classifier)")
+    print(f"grouped by {args.group} (a group uses {used_paths:.1f} of the first cell's {len(all_paths)} paths; stem and "
+          f"all paths once: {1e3 * t_group_shared:.1f} ms): ~{1e3 * grouped:.1f} ms per candidate, x{f / grouped:.2f} "
+          f"of one by one; sharing all of it for free would give x{f / r:.2f}")
 
     # -- 2. prefix sharing with per-cell archs --------------------------------------------------
     n_cells = net.num_cells
@@ -120,16 +123,22 @@ def main() -> None:
         for ci in range(1, n_cells):
             cell = net.cells[ci]
             conv = cell.path(0, "conv3x3-bn-relu")[1][0]  # the op's 3x3 convolution
-            c, side = conv.in_channels, args.resolution >> (ci if args.cells_per_stack == 1 else ci // args.cells_per_stack)
+            c, side = conv.in_channels, args.resolution >> (ci // args.cells_per_stack)  # 2x2 pool per stack
             k = max(1, round(args.group * 3.0 / (cell.m * len(space.ops))))  # S4: 3.0 paths per subnet on average
-            xs = [torch.randn(args.batch, c, side, side).contiguous(memory_format=torch.channels_last) for _ in range(k)]
+            xs = [torch.randn(args.batch, c, side, side).contiguous(memory_format=torch.channels_last)
+                  for _ in range(k)]
             xb = torch.cat(xs).contiguous(memory_format=torch.channels_last)
-            t_sep = _time(lambda: [conv(xi) for xi in xs], args.reps)
-            t_bat = _time(lambda: conv(xb), args.reps)
+            seps, bats = [], []
+            for _ in range(args.reps):  # interleaved; the fastest of each
+                seps.append(_time(lambda: [conv(xi) for xi in xs], 1))
+                bats.append(_time(lambda: conv(xb), 1))
+            t_sep, t_bat = min(seps), min(bats)
             rows.append(t_sep / t_bat)
-            print(f"cell {ci + 1}: 3x3 conv {c}->{c} at {side}x{side}, {k} candidates: {k} calls of batch {args.batch} "
-                  f"{1e3 * t_sep:.1f} ms, one call of batch {k * args.batch} {1e3 * t_bat:.1f} ms (x{t_sep / t_bat:.2f})")
+            print(f"cell {ci + 1}: 3x3 conv {c}->{c} at {side}x{side}, {k} candidates: {k} calls of batch "
+                  f"{args.batch} {1e3 * t_sep:.1f} ms, one call of batch {k * args.batch} {1e3 * t_bat:.1f} ms "
+                  f"(x{t_sep / t_bat:.2f})")
     print(f"ratio shared_fraction_of_forward {sh / f:.4f}")
+    print(f"ratio unshared_ms_per_candidate {1e3 * r:.3f}")
     print(f"ratio grouping_bound_x {f / grouped:.4f}")
     print(f"ratio per_cell_prefix_saving {saved:.4f}")
     if rows:

@@ -66,6 +66,10 @@ def _gib(device: torch.device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
 
 
+def _mem(device: torch.device, gib: float) -> str:
+    return f"; peak GPU memory {gib:.2f} GiB" if device.type == "cuda" else ""
+
+
 def _reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -124,7 +128,8 @@ def main() -> int:
     except (FileNotFoundError, ValueError) as e:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source="bundled"))
         splits = load_splits(cfg.data, progress=False)
-        note = f"; data.source {load_preset(args.preset).data.source!r} not here ({str(e).splitlines()[0][:60]}...): bundled sample"
+        why = str(e).splitlines()[0][:60]
+        note = f"; data.source {load_preset(args.preset).data.source!r} not here ({why}...): bundled sample"
     tc, dc = cfg.train, cfg.data
     n_train = len(splits.train.labels)
     real_data = dc.source != "bundled"
@@ -133,9 +138,10 @@ def main() -> int:
     torch.manual_seed(tc.seed)
     probe = supernet_from_config(cfg)
     print(f"device {device}{' ' + torch.cuda.get_device_name(device) if cuda else ''}; torch {torch.__version__}; "
-          f"{'smoke: tiny sizes' if smoke else 'preset ' + args.preset}: {cfg.model.variant}, {probe.space.tag if hasattr(probe.space, 'tag') else probe.space.name}, "
-          f"width {cfg.model.width}, {cfg.model.stacks}x{cfg.model.cells_per_stack} cells, {probe.param_count() / 1e6:.2f}M "
-          f"params, batch {b}, {res}x{res}, channels-last {tc.channels_last}; compile backend {backend}; "
+          f"{'smoke: tiny sizes' if smoke else 'preset ' + args.preset}: {cfg.model.variant}, "
+          f"{getattr(probe.space, 'tag', probe.space.name)}, width {cfg.model.width}, "
+          f"{cfg.model.stacks}x{cfg.model.cells_per_stack} cells, {probe.param_count() / 1e6:.2f}M params, "
+          f"batch {b}, {res}x{res}, channels-last {tc.channels_last}; compile backend {backend}; "
           f"{n_train} training images{note}", flush=True)
     del probe
     fmt = torch.channels_last if tc.channels_last else torch.contiguous_format
@@ -177,7 +183,6 @@ def main() -> int:
 
         _reset_peak(device)
         g0 = graph_count()
-        t_warm = 0.0
         if comp:
             compile_supernet(net, backend=backend)
         n_warm = len(loader) + 1 if comp else warmup  # compile: a whole epoch, its last short batch too
@@ -187,20 +192,22 @@ def main() -> int:
         archs = [net.space.sample_arch(rng, net.num_cells, per_cell) for _ in range(steps)]
         t_real = timed(lambda a: step(*next(real), a), archs)
         t_synth = timed(lambda a: step(xs, ys, a), archs)
-        t_data = timed(lambda a: next(real)[0].view(-1)[0].float(), archs)
+        t_data = timed(lambda a: next(real)[0][0, 0, 0, 0].float(), archs)
         g_after = graph_count() - g0
         r = results[name] = {"real": b * steps / t_real, "synth": b * steps / t_synth, "data": b * steps / t_data,
                              "mem": _gib(device)}
         print(f"[{name:12s}] warm-up {n_warm} steps {t_warm:.1f} s"
               f"{f' ({g_warm} graphs compiled; {g_after} after timing)' if comp else ''}; "
-              f"real data {r['real']:8.1f} images/s, synthetic {r['synth']:8.1f} images/s (ratio {t_synth / t_real:.3f}), "
-              f"loader alone {r['data']:9.1f} images/s; peak GPU memory {r['mem']:.2f} GiB", flush=True)
+              f"real data {r['real']:8.1f} images/s, synthetic {r['synth']:8.1f} images/s "
+              f"(ratio {t_synth / t_real:.3f}), "
+              f"loader alone {r['data']:9.1f} images/s{_mem(device, r['mem'])}", flush=True)
         ratios[f"real_vs_synthetic_{name}"] = t_synth / t_real
         if comp:
             ratios["compile_graphs_after_warmup"] = g_warm
             ratios["compile_recompiles_during_timing"] = g_after - g_warm
-        if name != "bf16+compile":
-            del net, opt
+        del opt
+        if name != "bf16+compile":  # scoring goes on with the compiled mode's network
+            net = None
 
     # -- 2. projected epoch time --------------------------------------------------------------
     steps_epoch = math.ceil(epoch_images / b)
@@ -218,9 +225,9 @@ def main() -> int:
     proto = get_protocol("clean")
     eff = proto.apply(apply_overrides(cfg, {"score.eval_size": min(eval_size, len(splits.valid.labels))}))
     sc = eff.score
-    if net is None or not hasattr(net, "space"):
+    if net is None:
         net = build()
-    cands = net.space.candidates()[:n_score]
+    cands = net.space.candidates(n_score, seed=0)  # a spread of sizes, as the whole list
     n_all = len(net.space.candidates())
     valid_full = len(splits.valid.labels) if real_data or smoke else NB101_VALID
     calib_images = sc.calib_batches * sc.calib_batch_size
@@ -228,8 +235,8 @@ def main() -> int:
     timings = {}
     for label, compiled in (("eager", False), ("compiled", True)):
         if compiled and time.perf_counter() - t_start > 0.6 * args.budget_s:
-            print(f"[score] compiled scoring skipped: {time.perf_counter() - t_start:.0f} s of the {args.budget_s:.0f} s "
-                  f"budget used")
+            used_s = time.perf_counter() - t_start
+            print(f"[score] compiled scoring skipped: {used_s:.0f} s of the {args.budget_s:.0f} s budget used")
             continue
         uncompile_supernet(net)
         if compiled:
@@ -237,7 +244,7 @@ def main() -> int:
             g0 = graph_count()
             t = time.perf_counter()
             rng = random.Random(1)  # a few archs of the training distribution use every block kind
-            score_candidates(net, list({net.space.sample(rng) for _ in range(8)}), splits, sc, **kw)
+            score_candidates(net, list(dict.fromkeys(net.space.sample(rng) for _ in range(8))), splits, sc, **kw)
             g_warm = graph_count() - g0
             print(f"[score] compiled warm-up (8 sampled archs) {time.perf_counter() - t:.1f} s ({g_warm} graphs)")
         _reset_peak(device)
@@ -252,8 +259,10 @@ def main() -> int:
         full = per_image * (calib_images + valid_full) * n_all
         print(f"[score] {label:8s} {len(cands)} candidates, calibration {sc.calib_batches}x{sc.calib_batch_size}, "
               f"{sc.eval_size} valid images: {dt:.2f} s, {len(cands) / dt:.2f} candidates/s; all {n_all} candidates on "
-              f"{valid_full} valid images ~ {full / 60:.1f} min; peak GPU memory {_gib(device):.2f} GiB", flush=True)
+              f"{valid_full} valid images ~ {full / 60:.1f} min{_mem(device, _gib(device))}", flush=True)
         ratios[f"score_candidates_per_s_{label}"] = len(cands) / dt
+        if cuda:
+            ratios[f"peak_gpu_mem_gib_score_{label}"] = _gib(device)
         ratios[f"score_all_min_{label}"] = full / 60
     if len(timings) == 2:
         ratios["score_compile_vs_eager"] = timings["eager"] / timings["compiled"]
@@ -262,9 +271,8 @@ def main() -> int:
     # -- 4. one DDP step in a 1-process group ---------------------------------------------------
     ratios.update(_ddp_check(build, tc, device, xs, ys, per_cell))
 
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
     if cuda:
-        ratios["peak_gpu_mem_gib"] = max(r["mem"] for r in results.values()) if results else peak
+        ratios["peak_gpu_mem_gib_training"] = max((r["mem"] for r in results.values()), default=float("nan"))
     print(f"total {time.perf_counter() - t_start:.0f} s")
     for k, v in ratios.items():
         print(f"ratio {k} {v:.4g}")
@@ -299,8 +307,8 @@ def _ddp_check(build, tc, device: torch.device, xs, ys, per_cell: bool) -> dict[
         diff = max((a - b).abs().max().item() for a, b in zip(plain.state_dict().values(), ref.state_dict().values())
                    if a.is_floating_point())
         sent = distributed.grad_reducer(ddp)
-        print(f"[ddp  ] 1-process {backend} DDP step {1e3 * times['ddp']:.1f} ms vs {1e3 * times['plain']:.1f} ms without "
-              f"DDP; largest weight difference after 3 steps {diff:.2e}; gradient elements sent "
+        print(f"[ddp  ] 1-process {backend} DDP step {1e3 * times['ddp']:.1f} ms vs {1e3 * times['plain']:.1f} ms "
+              f"without DDP; largest weight difference after 3 steps {diff:.2e}; gradient elements sent "
               f"{sent.sent if sent else 0} of {sent.total if sent else 0}")
         if not diff < 1e-3:
             raise SystemExit(f"DDP step differs from the plain step by {diff}")

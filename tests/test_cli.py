@@ -300,3 +300,27 @@ def test_compare_a_run_with_several_reports_and_errors(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "missing")]) == 3
     assert main(["compare", str(tmp_path)]) == 2  # the runs root is no run directory
     assert "neither a report" in capsys.readouterr().err
+
+
+def test_list_variants_and_spaces_show_what_supports_what(capsys):
+    from rankbench.cli import main
+    from rankbench.supernet import list_variants, variant_info
+
+    assert main(["list", "variants"]) == 0
+    out = capsys.readouterr().out
+    for v in list_variants():
+        line = next(ln for ln in out.splitlines() if ln.split()[0] == v)
+        assert "[" + ", ".join(variant_info(v).spaces) + "]" in line
+    assert main(["spaces", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "spos" not in next(ln for ln in out.splitlines() if ln.startswith("nb101"))
+
+
+def test_space_picks_its_own_quick_preset(capsys):
+    from rankbench.cli import main
+
+    assert main(["run", "--space", "nb101", "--variant", "lsbn", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert 'preset = "nb101-quick"' in out and 'source = "nb101"' in out
+    assert main(["run", "--variant", "lsbn", "--dry-run"]) == 0
+    assert 'preset = "quick"' in capsys.readouterr().out

@@ -9,7 +9,13 @@ which takes minutes on a busy 2-core machine; one test runs inductor (slow). Tol
 autocast both paths cast at the same ops (rel 1e-2).
 """
 import contextlib
+import copy
+import io
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -173,12 +179,14 @@ def test_bf16_autocast_on_cpu_compiled_matches_eager():
 
 def test_state_dict_unchanged_and_uncompile(fresh_dynamo):
     """Compiling changes no parameter, buffer or state_dict key (checkpoints load across);
-    uncompile_supernet makes every call eager again."""
+    copies and pickles work; uncompile_supernet makes every call eager again."""
     space = create_space("s4")
     eager, comp = _pair(space, "esbn")
     keys = list(comp.state_dict())
     compile_supernet(comp, backend="aot_eager")
     assert list(comp.state_dict()) == keys
+    assert not is_compiled(copy.deepcopy(comp))  # a copy runs eagerly (nn.Module drops the compiled call)
+    torch.save(comp, io.BytesIO())  # and the compiled network still pickles
     comp.load_state_dict(eager.state_dict())
     uncompile_supernet(comp)
     assert not is_compiled(comp)
@@ -201,3 +209,26 @@ def test_inductor_matches_eager():
     archs = _archs(space, 4, seed=6)
     le, lc = _train(eager, archs), _train(comp, archs)
     assert lc == pytest.approx(le, rel=1e-3)
+
+
+def test_gpu_check_smoke_runs_on_cpu():
+    """bench/gpu_check.py --device cpu --smoke (~15 s): every part runs and prints its ratio
+    lines; the compiled mode recompiles nothing while timed; the 1-process DDP step equals
+    the plain step."""
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(script), "--device", "cpu", "--smoke", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    ratios = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("ratio "):
+            _, name, value = line.split()
+            ratios[name] = float(value)
+    for name in ("real_vs_synthetic_fp32", "real_vs_synthetic_bf16", "real_vs_synthetic_bf16+compile",
+                 "epoch_s_bf16+compile", "score_candidates_per_s_eager", "score_candidates_per_s_compiled",
+                 "ddp_gloo_vs_plain_step"):
+        assert ratios.get(name, 0) > 0, name
+    assert ratios["compile_recompiles_during_timing"] == 0
+    assert ratios["score_recompiles_during_timing"] == 0
+    assert ratios["ddp_max_weight_diff"] < 1e-6

@@ -206,3 +206,18 @@ def test_memo_and_compilable_blocks(space_name, variant):
     for mod, args, out in seen:
         assert args and all(isinstance(a, torch.Tensor) for a in args), type(mod)
         assert torch.equal(mod(*args), out), type(mod)
+
+
+def test_used_parameters_of_a_deep_copy():
+    import copy
+
+    from rankbench.spaces import create_space
+    from rankbench.supernet import create_supernet
+
+    space = create_space("s4", m=2)
+    net = create_supernet(space, "lsbn", width=4, stacks=1, cells_per_stack=1)
+    arch = space.candidates()[-1]
+    twin = copy.deepcopy(net)
+    names = [n for n, _ in net.used_parameters(arch)]
+    assert [n for n, _ in twin.used_parameters(arch)] == names
+    assert all(p is dict(twin.named_parameters())[n] for n, p in twin.used_parameters(arch))

@@ -94,9 +94,10 @@ def _run_train_quiet(cfg, args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     if args.what == "variants":
-        from rankbench.supernet import VARIANTS
+        from rankbench.supernet import list_variants, variant_info
 
-        _print_table(VARIANTS.describe())
+        _print_table({v: f"[{', '.join(variant_info(v).spaces)}] {variant_info(v).description}"
+                      for v in list_variants()})
     elif args.what == "spaces":
         from rankbench.spaces import SPACES
 

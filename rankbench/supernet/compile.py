@@ -19,7 +19,12 @@ skips, so it silently runs eagerly. Why one compiled function per block kind: dy
 cache and its recompile limit are per code object; one shared function for every block
 would hit the limit, and a lookup would test every block kind's guards in turn.
 
-Measured on CPU and (projected) GPU: ``bench/README.md``, section ``torch.compile``.
+Worth it? Not on CPU: training steps x0.41-0.64 of eager, scoring x1.04-1.06 (inductor's CPU
+code for training-mode BN is slower than ATen's, and each compiled call has a fixed host
+cost). On a GPU the paper preset's eager step is projected to be bound by its host, and the
+compiled blocks cost more host time per step than the eager ops (x1.4-2.9 at negligible sizes),
+so no gain is expected either; ``bench/gpu_check.py`` measures it (``ratio compile_vs_bf16``).
+Numbers and commands: ``bench/README.md``, section ``bench_compile.py``.
 """
 from __future__ import annotations
 
@@ -85,8 +90,9 @@ def compile_supernet(net: nn.Module, *, backend: str = "inductor", mode: str | N
     that does not compile to a single graph fail loudly instead of running partly eagerly.
 
     The network keeps its parameters, state_dict keys and forward signature, so checkpoints,
-    :func:`rankbench.distributed.wrap_ddp` and scoring work unchanged. Compilation happens at
-    a block kind's first call in each mode (training, evaluation, no-grad)."""
+    :func:`rankbench.distributed.wrap_ddp` and scoring work unchanged; a deep copy or an
+    unpickled copy runs eagerly (``nn.Module`` drops the compiled call when copied). Compilation
+    happens at a block kind's first call in each mode (training, evaluation, no-grad)."""
     blocks = compilable_blocks(net)
     if not blocks:
         raise ValueError(f"{type(net).__name__} has no compilable blocks (modules whose class sets "

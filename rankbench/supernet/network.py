@@ -111,7 +111,11 @@ class Supernet(nn.Module):
             for p in mod.parameters():
                 if id(p) not in seen:
                     seen.add(id(p))
-                    yield self._param_names[id(p)], p
+                    name = self._param_names.get(id(p))
+                    if name is None:  # a copy (deepcopy, unpickling) holds new tensors: re-map once
+                        self._param_names = {id(q): n for n, q in self.named_parameters()}
+                        name = self._param_names[id(p)]
+                    yield name, p
 
     def used_bns(self, arch: NetArch) -> list[nn.BatchNorm2d]:
         """Every BatchNorm ``arch`` passes through (what BN calibration re-estimates)."""
