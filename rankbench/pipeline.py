@@ -389,15 +389,20 @@ def _num(m: dict | None, key: str, fmt: str = "{:.3f}") -> str:
 
 def _reliability_line(truth: dict) -> str | None:
     rel = truth.get("reliability")
-    if not rel:
+    if not rel or rel.get("estimated_tau") is None:
         return None
-    est = rel.get("estimated_tau") or rel.get("tau_vs_noise_free")
-    half = rel.get("split_half_tau")
-    if est is None:
-        return None
-    return (f"truth reliability: split-half tau {half:.3f} -> estimated tau {est:.3f} against a noise-free "
-            f"truth ({rel.get('n_seeds', rel.get('n_repeats', '?'))} repeats per class): no ranker can be "
-            f"expected to agree with this truth much better than that")
+    counts = {int(k): v for k, v in (truth.get("repeats_per_class") or {}).items()}
+    total = sum(counts.values()) or rel.get("n_classes")
+    where = (f"{rel['n_seeds']} repeats per class" if rel.get("n_classes") == total else
+             f"from the {rel['n_classes']} of {total} classes with {rel['n_seeds']} repeats")
+    line = (f"truth reliability ({where}): split-half tau {rel['split_half_tau']:.3f} -> estimated tau "
+            f"{rel['estimated_tau']:.3f} against a noise-free truth; no ranker can be expected to agree with "
+            f"this truth much better")
+    single = counts.get(1, 0)
+    if single:
+        line += (f"\nnote: {single} of {total} classes have a single repeat: their truth noise cannot be "
+                 f"resampled, so the intervals understate it")
+    return line
 
 
 def format_summary(result: RunResult) -> str:

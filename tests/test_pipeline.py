@@ -172,3 +172,15 @@ def test_insufficient_truth_fails_before_training(truth_csv, tmp_path):
     with pytest.raises(TruthCoverageError, match="covers only"):
         run(cfg, calibrate=True, runs_root=runs, progress=False, echo=None)
     assert not runs.exists()
+
+
+def test_reliability_line_says_where_the_estimate_comes_from():
+    from rankbench.pipeline import _reliability_line
+
+    rel = {"n_classes": 14, "n_seeds": 3, "split_half_tau": 0.73, "estimated_tau": 0.86}
+    line = _reliability_line({"reliability": rel, "repeats_per_class": {"1": 486, "3": 14}})
+    assert "14 of 500 classes" in line and "486 of 500 classes have a single repeat" in line
+    line = _reliability_line({"reliability": {**rel, "n_classes": 34, "n_seeds": 4},
+                              "repeats_per_class": {"4": 34}})
+    assert "4 repeats per class" in line and "single" not in line
+    assert _reliability_line({"repeats_per_class": {"1": 5}}) is None
