@@ -4,7 +4,8 @@
 
 Rows are concatenated and de-duplicated by (hash, seed); a (hash, seed) measured twice must
 agree (the training is deterministic for a seed on one device), else this stops. Each part's
-JSON sidecar must carry the same config fingerprint as OUT's; OUT's sidecar gets the parts'
+JSON sidecar must have the same config fingerprint as OUT's (recomputed from the recorded
+resolved configs with the current code); OUT's sidecar gets the parts'
 sessions appended. Values are never edited.
 """
 from __future__ import annotations
@@ -21,6 +22,18 @@ from rankbench._io import atomic_path, write_json
 def _command(cmd: str) -> str:
     """A recorded command line without machine paths: absolute paths become their file name."""
     return " ".join(Path(tok).name if tok.startswith("/") else tok for tok in cmd.split(" "))
+
+
+def _fingerprint(side: dict) -> str:
+    """The measured config's fingerprint as the current code defines it, recomputed from the
+    sidecar's resolved config (a part written before a field that cannot change a number was
+    added to the config still merges), else the one recorded."""
+    if "config" in side:
+        from rankbench.config import RunConfig
+        from rankbench.truth import _measure_fingerprint
+
+        return _measure_fingerprint(RunConfig.from_dict(side["config"]))
+    return side["config_fingerprint"]
 
 
 def _relativize(side: dict) -> None:
@@ -43,8 +56,8 @@ def main(argv: list[str]) -> int:
     frames = [pd.read_csv(out, dtype={"hash": str, "adjacency": str})]
     for p in parts:
         ps = json.loads(p.with_suffix(".json").read_text())
-        if ps["config_fingerprint"] != side["config_fingerprint"]:
-            raise SystemExit(f"{p}: config fingerprint {ps['config_fingerprint']} != {side['config_fingerprint']}")
+        if _fingerprint(ps) != _fingerprint(side):
+            raise SystemExit(f"{p}: config fingerprint {_fingerprint(ps)} != {_fingerprint(side)}")
         side["sessions"] = side.get("sessions", []) + [dict(s, part=str(p.name)) for s in ps.get("sessions", [])]
         frames.append(pd.read_csv(p, dtype={"hash": str, "adjacency": str}))
     rows = pd.concat(frames, ignore_index=True)
