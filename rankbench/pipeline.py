@@ -802,10 +802,11 @@ def _ablation_markdown(table: pd.DataFrame, cfg: RunConfig, seeds: int, paired: 
     for _, r in table.iterrows():
         r = r.to_dict()
         calib = "" if str(r["variant"]).startswith("reference") else ("yes" if r["calibration"] else "no")
+        reports = "the same candidates (ablation.csv lists the reports)" if not calib else f"`{r['reports']}`"
         lines.append(f"| {r['variant']} | {calib} | {cell(r, 'kendall_tau_subnet')} | "
                      f"{cell(r, 'kendall_tau_class')} | {cell(r, 'spearman_subnet')} | "
                      f"{cell(r, 'precision_at_10_subnet', False)} | {cell(r, 'precision_at_10_naslib_subnet', False)} | "
-                     f"{cell(r, 'top1_regret_subnet', False)} | `{r['reports']}` |")
+                     f"{cell(r, 'top1_regret_subnet', False)} | {reports} |")
     if paired is not None and len(paired):
         lines += ["", "Paired differences in Kendall tau per subnet (A - B), mean over seeds, 95% interval "
                   "over training seeds, candidates and the truth's repeats; * = the interval excludes 0.", "",
