@@ -518,9 +518,10 @@ def config_overrides(cfg: RunConfig, *, ignore: Sequence[str] = ("model.variant"
     return out
 
 
-def _setup_tag(cfg: RunConfig, seeds: Sequence[int]) -> str:
-    """``<preset>-<space>-<protocol>-seeds<a>-<b>[-o<hash of overrides>]``: a folder name saying
-    what was run, so that a trial with other settings never lands where the real one goes."""
+def _setup_tag(cfg: RunConfig, seeds: Sequence[int], truth: str = "") -> str:
+    """``<preset>-<space>-<protocol>-seeds<a>-<b>[-o<hash of overrides>]-t<truth digest>``: a
+    folder name saying what was run and against which truth, so that a trial with other
+    settings, or a table made against an updated truth, never lands where another one is."""
     import hashlib
     import json
 
@@ -531,7 +532,7 @@ def _setup_tag(cfg: RunConfig, seeds: Sequence[int]) -> str:
     tag = f"{cfg.preset}-{_space_tag(cfg)}-{cfg.score.protocol}-seeds{seeds[0]}-{seeds[-1]}"
     if ov:
         tag += "-o" + hashlib.sha256(json.dumps(ov, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return tag
+    return tag + (f"-t{truth[:6]}" if truth else "")
 
 
 def _settings_header(cfg: RunConfig) -> str:
@@ -554,12 +555,13 @@ def planned_run_dirs(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | Non
 
 
 def ablation_dir(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | None = None) -> Path:
-    """Where :func:`ablation` writes its table for ``cfg`` and ``seeds`` (named by what was run)."""
+    """Where :func:`ablation` writes its table for ``cfg`` and ``seeds`` (named by what was run
+    and by the truth's digest; loads the truth, nothing else)."""
     from rankbench import rundir
-    from rankbench.scoring import get_protocol
 
-    eff = get_protocol(cfg.score.protocol).apply(cfg)
-    return rundir.runs_root(runs_root) / f"ablation-{_setup_tag(eff, [c.train.seed for c in seed_configs(eff, seeds)])}"
+    p = prepare(cfg)
+    seeds_ = [c.train.seed for c in seed_configs(p.cfg, seeds)]
+    return rundir.runs_root(runs_root) / f"ablation-{_setup_tag(p.cfg, seeds_, truth_digest(p.truth))}"
 
 
 def run(cfg: RunConfig, *, calibrate: bool, seeds: int = 1, runs_root: str | Path | None = None,
@@ -585,7 +587,8 @@ def run(cfg: RunConfig, *, calibrate: bool, seeds: int = 1, runs_root: str | Pat
         eff = results[0].cfg
         seeds_ = [r.cfg.train.seed for r in results]
         summary_dir = rundir.runs_root(runs_root) / (
-            f"summary-{eff.model.variant}-{_setup_tag(eff, seeds_)}-{'calib' if calibrate else 'nocalib'}")
+            f"summary-{eff.model.variant}-{_setup_tag(eff, seeds_, results[0].metrics['truth']['digest'])}-"
+            f"{'calib' if calibrate else 'nocalib'}")
         summary_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(summary_dir / "summary.csv", ".csv") as tmp:
             table.to_csv(tmp, index=False)

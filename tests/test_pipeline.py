@@ -132,7 +132,7 @@ def test_cli_run_seeds_summary(truth_csv, tmp_path, capsys):
                "--runs-root", str(tmp_path), "--no-progress", *sets])
     out = capsys.readouterr().out
     assert rc == 0, out
-    summaries = list(tmp_path.glob("summary-lsbn-quick-s4-m2-clean-seeds2020-2021-o*-calib"))
+    summaries = list(tmp_path.glob("summary-lsbn-quick-s4-m2-clean-seeds2020-2021-o*-t*-calib"))
     assert len(summaries) == 1
     table = pd.read_csv(summaries[0] / "summary.csv")
     assert (table["n_seeds"] == 2).all() and (summaries[0] / "summary.md").exists()
@@ -142,7 +142,11 @@ def test_cli_run_seeds_summary(truth_csv, tmp_path, capsys):
 
 
 def test_ablation_table(truth_csv, tmp_path):
-    cfg = _cfg(truth_csv)
+    import shutil
+
+    truth = tmp_path / "truth.csv"  # a copy: re-measured below, in place
+    shutil.copy(truth_csv, truth)
+    cfg = _cfg(truth)
     table, out = ablation(cfg, ["bn", "lsbn"], seeds=2, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
     # named by what was run: a trial with other settings never lands where the real one goes
     assert out.parent == tmp_path and out.name.startswith("ablation-quick-s4-m2-clean-seeds2020-2021-o")
@@ -157,10 +161,16 @@ def test_ablation_table(truth_csv, tmp_path):
     paired = pd.read_csv(out / "paired.csv")
     assert "lsbn (BN calibration)" in set(paired["a"]) and len(paired) == 4  # 2 pairs + 2 calib-vs-none
     assert (paired["ci_low"] <= paired["difference"]).all() and (paired["difference"] <= paired["ci_high"]).all()
-    # another setting goes elsewhere
+    # another setting goes elsewhere, and so does the same table against another truth
     _, out2 = ablation(_cfg(truth_csv, **{"score.eval_size": 40}), ["bn"], runs_root=tmp_path, progress=False,
                        n_boot=20, echo=None)
     assert out2 != out
+    df = pd.read_csv(truth)
+    df.loc[0, "validation_accuracy"] += 0.01  # the same truth file, updated (e.g. more seeds measured)
+    df.to_csv(truth, index=False)
+    _, out3 = ablation(cfg, ["bn", "lsbn"], seeds=2, runs_root=tmp_path, progress=False, n_boot=20, echo=None)
+    assert out3 != out and (out / "ablation.csv").exists()
+    assert out3.name.rsplit("-t", 1)[0] == out.name.rsplit("-t", 1)[0]  # only the truth's digest differs
 
 
 def test_insufficient_truth_fails_before_training(truth_csv, tmp_path):
