@@ -378,9 +378,12 @@ def _measure_fingerprint(cfg) -> str:
 
     t = _truth_training_cfg(cfg, 0)
     d = t.to_dict()
-    train = {k: v for k, v in d["train"].items() if k not in ("seed", "device", "checkpoint_every", "num_threads",
-                                                               "sampling", "compile", "checkpoint_interval_s",
-                                                               "tensorboard")}
+    from rankbench.config import _NOT_TRAINING
+
+    # fields that never change a stand-alone network's weights: the config's own list (so a new
+    # field of that kind cannot move a truth's fingerprint), plus the supernet-only ones
+    skip = set(_NOT_TRAINING) | {"seed", "sampling", "compile"}
+    train = {k: v for k, v in d["train"].items() if k not in skip}
     model = {k: d["model"][k] for k in ("width", "stacks", "cells_per_stack", "num_classes", "bn_momentum")}
     blob = json.dumps({"model": model, "data": d["data"], "train": train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

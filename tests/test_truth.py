@@ -254,3 +254,22 @@ def test_reliability_of_a_measurement_in_progress_keeps_the_most_values(tmp_path
     # half the classes lack seeds 3 and 4: 10 classes x 2 seeds (20) beat 5 x 4 (20) on classes
     t = load_truth_csv(_measured_csv(tmp_path / "b.csv", [r for r in rows if r[1] <= 2 or int(r[0], 16) < 5]))
     assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (10, [1, 2])
+
+
+def test_measured_truth_fingerprint_ignores_fields_that_cannot_change_weights():
+    """A truth's fingerprint must not move when a config field that never changes a network's
+    weights is set (device, threads, checkpoint cadence, TensorBoard): else finished seeds of
+    one truth could no longer be merged."""
+    from dataclasses import replace
+
+    from rankbench.config import _NOT_TRAINING, load_preset
+    from rankbench.truth import _measure_fingerprint
+
+    cfg = load_preset("quick")
+    base = _measure_fingerprint(cfg)
+    changes = {"device": "cpu", "checkpoint_every": 3, "checkpoint_interval_s": 1.0, "num_threads": 2,
+               "tensorboard": True}
+    assert set(changes) == set(_NOT_TRAINING)
+    for k, v in changes.items():
+        assert _measure_fingerprint(replace(cfg, train=replace(cfg.train, **{k: v}))) == base, k
+    assert _measure_fingerprint(replace(cfg, train=replace(cfg.train, lr=0.01))) != base
