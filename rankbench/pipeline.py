@@ -554,14 +554,20 @@ def planned_run_dirs(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | Non
             for e in (replace(eff, train=replace(eff.train, seed=c.train.seed)) for c in seed_configs(cfg, seeds))]
 
 
-def ablation_dir(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | None = None) -> Path:
+def ablation_dir(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | None = None, *,
+                 truth: str | None = None) -> Path:
     """Where :func:`ablation` writes its table for ``cfg`` and ``seeds`` (named by what was run
-    and by the truth's digest; loads the truth, nothing else)."""
+    and by the truth's digest ``truth``; when not given, the truth is loaded to compute it)."""
     from rankbench import rundir
+    from rankbench.scoring import get_protocol
 
-    p = prepare(cfg)
-    seeds_ = [c.train.seed for c in seed_configs(p.cfg, seeds)]
-    return rundir.runs_root(runs_root) / f"ablation-{_setup_tag(p.cfg, seeds_, truth_digest(p.truth))}"
+    if truth is None:
+        p = prepare(cfg)
+        eff, truth = p.cfg, truth_digest(p.truth)
+    else:
+        eff = get_protocol(cfg.score.protocol).apply(cfg)
+    seeds_ = [c.train.seed for c in seed_configs(eff, seeds)]
+    return rundir.runs_root(runs_root) / f"ablation-{_setup_tag(eff, seeds_, truth)}"
 
 
 def run(cfg: RunConfig, *, calibrate: bool, seeds: int = 1, runs_root: str | Path | None = None,
@@ -670,7 +676,7 @@ def ablation(cfg: RunConfig, variants: Sequence[str] | None = None, *, seeds: in
     table = pd.DataFrame(rows)
     paired = paired_differences(by_variant, n_boot=n_boot) if seeds >= 2 else pd.DataFrame()
     eff = first[0].cfg
-    out = ablation_dir(cfg, seeds, runs_root)
+    out = ablation_dir(cfg, seeds, runs_root, truth=first[0].metrics["truth"]["digest"])
     if not distributed.is_main():  # under torchrun rank 0 writes the table
         return table, out
     out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ Every report ranks the same candidates, with the same metrics and intervals, by
 - ``nb101_4``, ``nb101_12``, ``nb101_36``: NB101's own validation accuracy after 4, 12 and 36
   epochs (mean of the stored repeats), where the truth is NB101's and the store holds them.
 
-Sizes are computed in closed form from NB101's channel rule (``compute_vertex_channels``), the
-same rule nasbench-pytorch's ``Network`` builds with (tested against it): no network is built.
+Sizes are computed in closed form with NB101's channel rule (nasbench-pytorch's
+``compute_vertex_channels``, the rule its ``Network`` builds with; tested against it and
+against NB101's stored counts): no network is built.
 """
 from __future__ import annotations
 
@@ -40,32 +41,13 @@ class NetworkSize:
     in_channels: int = 3
 
 
-def vertex_channels(cin: int, cout: int, matrix: np.ndarray) -> list[int]:
-    """NB101's ``compute_vertex_channels``: channels of every vertex of a cell."""
-    n = matrix.shape[0]
-    ch = [0] * n
-    ch[0], ch[n - 1] = cin, cout
-    if n == 2:
-        return ch
-    in_degree = matrix[1:].sum(axis=0)
-    interior, correction = divmod(cout, int(in_degree[n - 1]))
-    for v in range(1, n - 1):
-        if matrix[v, n - 1]:
-            ch[v] = interior + (1 if correction else 0)
-            correction -= 1 if correction else 0
-    for v in range(n - 3, 0, -1):
-        if not matrix[v, n - 1]:
-            for dst in range(v + 1, n - 1):
-                if matrix[v, dst]:
-                    ch[v] = max(ch[v], ch[dst])
-    return ch
-
-
 def cell_cost(matrix: np.ndarray, ops: Sequence[str], cin: int, cout: int, hw: int) -> tuple[int, int]:
     """(parameters, MACs) of one NB101 cell at spatial size ``hw`` x ``hw``."""
+    from nasbench_pytorch.model.model import compute_vertex_channels  # NB101's own rule
+
     matrix = np.asarray(matrix)
     n = matrix.shape[0]
-    ch = vertex_channels(cin, cout, matrix)
+    ch = compute_vertex_channels(cin, cout, matrix)
     params = macs = 0
     for v in range(1, n):
         if matrix[0, v]:  # 1x1 conv-BN-ReLU projection of the cell input
