@@ -460,9 +460,18 @@ class NB101Store:
             raise MissingDataError(
                 f"cell {h} is in this store ({self.path}) but its spec is not; "
                 f"store.hashes(with_spec=True) lists the cells that have one")
-        matrix = self._f["adjacency"][r][:n, :n]
-        ops = [CODE_TO_OP[int(c)] for c in self._f["ops"][r][:n]]
+        matrix = self._cell_column("adjacency")[r][:n, :n]
+        ops = [CODE_TO_OP[int(c)] for c in self._cell_column("ops")[r][:n]]
         return ModelSpec(matrix, ops)
+
+    def spec_columns(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Every cell whose spec is stored, in hash order, as bulk columns (one read each, not
+        one per cell): (hashes, num_vertices (N,), adjacency (N, 7, 7) 0/1, op codes (N, 7);
+        vertex ``v < num_vertices`` is real, the rest padding). :meth:`spec` for one cell."""
+        nv = self._cell_column("num_vertices")
+        rows = np.flatnonzero(nv > 0)
+        return ([h.decode() for h in self._index[rows].tolist()], nv[rows],
+                self._cell_column("adjacency")[rows], self._cell_column("ops")[rows])
 
     def coverage(self, items: Iterable[Any]) -> Coverage:
         """How many of the distinct cells in ``items`` the store holds, and which are missing."""

@@ -389,20 +389,18 @@ class NB101Space(SpaceMixin):
         if n < 0:
             raise ValueError(f"the number of candidates must be >= 0, got {n}")
         store = self.store()
-        # bulk reads of the store's per-cell columns (one decompression, not one per cell)
-        nv = store._cell_column("num_vertices")
-        rows = np.flatnonzero(nv > 0)
-        if not len(rows):
+        hashes, nv, adj, ops = store.spec_columns()  # bulk reads: one decompression, not one per cell
+        if not len(hashes):
             raise ValueError(f"the NB101 store {store.path} holds no cell specs, so no nb101 candidates; "
                              f"import one with specs (rankbench data import)")
-        if n and n < len(rows):
-            rows = rows[sorted(random.Random(seed).sample(range(len(rows)), n))]
-        hashes, adj, ops = store._index[rows], store._cell_column("adjacency"), store._cell_column("ops")
+        rows = range(len(hashes))
+        if n and n < len(hashes):
+            rows = sorted(random.Random(seed).sample(range(len(hashes)), n))
         out = []
-        for r, h in zip(rows.tolist(), hashes.tolist()):
+        for r in rows:
             k = int(nv[r])
             chars = "".join(_LABEL_CHAR[int(c)] for c in ops[r, 1:k - 1])
-            out.append(self._arch(chars, k, _bits_of(adj[r, :k, :k]), hash_=h.decode()))
+            out.append(self._arch(chars, k, _bits_of(adj[r, :k, :k]), hash_=hashes[r]))
         return out
 
     # -- training draws: uniform over all 423,624 cells -------------------------------------------
