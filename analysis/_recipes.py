@@ -91,6 +91,21 @@ def scored_report(args: argparse.Namespace, variant: str) -> Path:
     return Path(results[0].report_dir)
 
 
+def rank_agreement_figure(rep, path: Path) -> tuple[list[Path], "object"]:
+    """The rank-agreement figure of one report (its title names the report), saved to
+    ``path`` (.png/.pdf/.csv); returns (files written, the figure's table)."""
+    from rankbench.figures._runs import group_column, load_scores, run_label, truth_label
+    from rankbench.figures.ranking import compute_rank_agreement, plot_rank_agreement
+    from rankbench.figures.style import save_figure
+
+    scores = load_scores(rep.path)
+    by = group_column(rep.config, scores)
+    df = compute_rank_agreement(scores, by=by)
+    fig = plot_rank_agreement(df, f"Rank agreement: {run_label(rep.config)}; report {rep.name}",
+                              truth_label=truth_label(rep.config), by=by)
+    return save_figure(fig, path, df), df
+
+
 def copy_into(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)

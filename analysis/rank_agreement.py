@@ -20,9 +20,8 @@ import _recipes as R
 
 def main() -> None:
     args = R.parser(__doc__, variants=lambda space: ["lsbn"], variants_help="lsbn, the paper's method").parse_args()
-    from rankbench.figures._runs import group_column, load_scores, load_train_log, run_label, truth_label
-    from rankbench.figures.ranking import (compute_rank_agreement, compute_training_curves, plot_rank_agreement,
-                                           plot_training_curves)
+    from rankbench.figures._runs import load_train_log, run_label
+    from rankbench.figures.ranking import compute_training_curves, plot_training_curves
     from rankbench.figures.style import save_figure
     from rankbench.reports import load_report
 
@@ -31,12 +30,8 @@ def main() -> None:
     for variant in R.variants(args):
         rep = load_report(R.scored_report(args, variant))
         run_dir, cfg = rep.run_dir, rep.config
-        scores = load_scores(rep.path)
-        by = group_column(cfg, scores)
-        df = compute_rank_agreement(scores, by=by)
-        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}; report {rep.name}",
-                                  truth_label=truth_label(cfg), by=by)
-        written += save_figure(fig, out / f"rank_agreement_{variant}", df)
+        files, df = R.rank_agreement_figure(rep, out / f"rank_agreement_{variant}")
+        written += files
         log = compute_training_curves(load_train_log(run_dir))
         written += save_figure(plot_training_curves(log, f"Supernet training: {run_label(cfg)}"),
                                out / f"training_curves_{variant}", log)

@@ -29,9 +29,7 @@ def main() -> None:
     args = R.parser(__doc__, variants=lambda space: ["spos", "lsbn"], variants_help="spos lsbn").parse_args()
     from rankbench._io import atomic_path, write_text
     from rankbench.figures import pooled_scores
-    from rankbench.figures._runs import group_column, load_scores, run_label, truth_label
     from rankbench.figures.distributions import column_label, compute_accuracy_by_group, plot_accuracy_by_group
-    from rankbench.figures.ranking import compute_rank_agreement, plot_rank_agreement
     from rankbench.figures.style import save_figure, variant_label
     from rankbench.reports import load_report
     from rankbench.supernet import supernet_from_config
@@ -42,12 +40,7 @@ def main() -> None:
         rep = load_report(R.scored_report(args, variant))
         reports.append(rep.path)
         cfg, metrics = rep.config, rep.metrics
-        s = load_scores(rep.path)
-        by = group_column(cfg, s)
-        df = compute_rank_agreement(s, by=by)
-        fig = plot_rank_agreement(df, f"Rank agreement: {run_label(cfg)}; report {rep.name}",
-                                  truth_label=truth_label(cfg), by=by)
-        written += save_figure(fig, out / f"spos_vs_mixpath_rank_{variant}", df)
+        written += R.rank_agreement_figure(rep, out / f"spos_vs_mixpath_rank_{variant}")[0]
         rows.append({
             "variant": variant, "label": variant_label(variant),
             "params_M": supernet_from_config(cfg).param_count() / 1e6,

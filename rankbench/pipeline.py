@@ -651,9 +651,9 @@ def ablation(cfg: RunConfig, variants: Sequence[str] | None = None, *, seeds: in
     Spearman, P@10%, top-1 regret, the reports read. ``paired.csv``: for each pair of variants
     (same calibration) and for calibration vs none (same variant), the difference in tau with a
     95% interval over training seeds, candidates and the truth's repeats. Written under
-    ``runs/ablation-<preset>-<space>-<protocol>-seeds<a>-<b>[-o<overrides>]/``. Finished runs
+    ``runs/ablation-<preset>-<space>-<protocol>-seeds<a>-<b>[-o<overrides>]-t<truth digest>/``. Finished runs
     and cached scores are reused."""
-    from rankbench import distributed, rundir
+    from rankbench import distributed
     from rankbench.supernet import VARIANTS
 
     variants = tuple(variants) if variants else default_variants(cfg)
