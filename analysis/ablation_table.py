@@ -8,7 +8,10 @@ badly). Runs ``rankbench ablation`` (:func:`rankbench.pipeline.ablation`): every
 trained and scored with the preset, reusing finished runs and cached scores.
 
 Outputs (analysis/out/<preset>/): ablation_table.{csv,md} (copies of the pipeline's
-runs/ablation-<preset>/ablation.{csv,md}).
+runs/ablation-<...>/ablation.{csv,md}), its headline figures ablation_tau.{png,pdf} (tau per variant
+x calibration with intervals, the reference rankers as horizontal bands) and, over several seeds,
+ablation_paired.{png,pdf} (paired differences with their intervals), and ablation_report.html (the
+folder's self-contained page: tables, figures, truth, config, provenance).
 
     python analysis/ablation_table.py --preset quick --seeds 1
 """
@@ -30,6 +33,15 @@ def main() -> None:
                             progress=not args.no_progress)
     written = [R.copy_into(where / "ablation.csv", out / "ablation_table.csv"),
                R.copy_into(where / "ablation.md", out / "ablation_table.md")]
+    if not (where / "ablation_tau.png").exists():  # a folder written before the figures existed
+        from rankbench.html_report import publish_ablation
+
+        publish_ablation(where)
+    for name in ("ablation_tau.png", "ablation_tau.pdf", "ablation_paired.png", "ablation_paired.pdf"):
+        if (where / name).exists():
+            written.append(R.copy_into(where / name, out / name))
+    if (where / "report.html").exists():
+        written.append(R.copy_into(where / "report.html", out / "ablation_report.html"))
     R.report(written)
 
 

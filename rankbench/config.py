@@ -66,6 +66,11 @@ class DataConfig:
     flip: bool = True
     split_seed: int = 0  # only used where the source has no fixed split
     resolution: int = 32  # images are average-pooled to this side (quick preset: 16); 32 = native
+    #: order of splits from sources without a batch order (image folders, zips, the bundled
+    #: sample): "mixed" interleaves the classes (class 0, 1, ..., 9, 0, 1, ...), so that a pass in
+    #: loader order sees every class in every batch as with the official archive; "source" keeps
+    #: the class-sorted order of runs made before it existed. The official archive keeps its own.
+    order: str = "mixed"
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,10 @@ class TrainConfig:
     ``amp`` (bf16 autocast) takes effect on CUDA only: on CPU it is ignored (bf16 autocast
     there is slower on most CPUs and would change the numbers of CPU runs) and does not enter
     the training fingerprint (see :meth:`takes_effect`). ``compile`` takes effect on every
-    device. ``device``, ``checkpoint_every``, ``checkpoint_interval_s``, ``num_threads`` and
-    ``tensorboard`` never change the trained weights and never enter the fingerprint.
+    device. ``num_threads`` (the order of CPU reductions) and ``portable`` (CPU dispatch pinned
+    to AVX2, :mod:`rankbench.numerics`) change the weights of a CPU training only. ``device``,
+    ``checkpoint_every``, ``checkpoint_interval_s`` and ``tensorboard`` never change the trained
+    weights and never enter the fingerprint.
     """
 
     epochs: int = 200
@@ -92,13 +99,19 @@ class TrainConfig:
     compile: bool = False  # compile the supernet's static blocks (rankbench.supernet.compile)
     checkpoint_every: int = 1  # epochs between checkpoints
     checkpoint_interval_s: float = 300.0  # also checkpoint within an epoch this often; 0 = epoch ends only
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default (changes CPU weights: in the fingerprint)
+    portable: bool = False  # CPU: pin kernel dispatch to AVX2 (rankbench.numerics.apply_portable)
     tensorboard: bool = False  # event files in <run dir>/tensorboard/ (pip install "rankbench[tb]")
 
     def takes_effect(self, name: str, device_type: str) -> bool:
         """Whether field ``name`` acts on a ``device_type`` ("cpu", "cuda") training:
-        ``amp`` only on CUDA, every other field everywhere."""
-        return not (name == "amp" and device_type != "cuda")
+        ``amp`` only on CUDA; ``num_threads`` and ``portable`` only on CPU; every other field
+        everywhere."""
+        if name == "amp":
+            return device_type == "cuda"
+        if name in ("num_threads", "portable"):
+            return device_type == "cpu"
+        return True
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,9 @@ class RunConfig:
     def training_fingerprint(self, device_type: str | None = None) -> str:
         """Everything that changes the trained weights on a ``device_type`` ("cpu", "cuda")
         training; None: where ``train.device`` resolves here ("auto": CUDA when available).
-        Not scoring, truth, the device, checkpointing, threads or logging; a train field that
-        has no effect there (``amp`` on CPU) counts as its default, so it moves no run."""
+        Not scoring, truth, the device, checkpointing or logging; a train field that has no
+        effect there (``amp`` on CPU, ``num_threads`` on CUDA) counts as its default, so it moves
+        no run."""
         if device_type is None:
             device_type = _device_type(self.train.device)
         d = self.to_dict()
@@ -197,7 +211,7 @@ class RunConfig:
 
 
 #: train fields that never change the trained weights
-_NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "num_threads", "tensorboard")
+_NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "tensorboard")
 
 
 def _device_type(device: str) -> str:
@@ -217,9 +231,23 @@ def _model_identity(d: dict[str, Any]) -> dict[str, Any]:
     return {**d["model"], "space": space.pop("name"), **space}
 
 
+#: every field a written config (``RunConfig.to_dict``) held in ``[data]`` before ``data.order``
+_DATA_FIELDS_BEFORE_ORDER = frozenset({"source", "train_size", "valid_size", "test_size", "batch_size", "cutout",
+                                       "crop_padding", "flip", "split_seed", "resolution"})
+
+
 def _migrate(d: dict[str, Any]) -> dict[str, Any]:
-    """A config dict written before ``[space]`` existed (``model.space``, ``model.m``)
-    moved to today's form; others are returned as they are."""
+    """A config dict written by an older rankbench moved to today's form; others are returned
+    as they are: a written ``[data]`` without ``order`` (every other field present: a run's
+    ``config.json``, not a preset) was trained on class-sorted image sources (``"source"``);
+    ``model.space`` / ``model.m`` (before ``[space]``) move to ``[space]``."""
+    data = d.get("data")
+    if isinstance(data, dict) and "order" not in data and _DATA_FIELDS_BEFORE_ORDER <= set(data):
+        d = {**d, "data": {**data, "order": "source"}}
+    return _migrate_space(d)
+
+
+def _migrate_space(d: dict[str, Any]) -> dict[str, Any]:
     model = d.get("model")
     if not isinstance(model, dict) or not ({"space", "m"} & set(model)):
         return d
@@ -407,6 +435,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("data.cutout", lambda v: v >= 0, "must be >= 0 (0 = no cutout)"),
     ("data.crop_padding", lambda v: v >= 0, "must be >= 0"),
     ("data.resolution", lambda v: v >= 1 and 32 % v == 0, "must divide 32 (32, 16, 8, 4, 2 or 1)"),
+    ("data.order", lambda v: v in ("mixed", "source"), "must be 'mixed' (classes interleaved) or 'source'"),
     ("train.epochs", lambda v: v >= 1, "must be >= 1"),
     ("train.lr", lambda v: v > 0, "the learning rate must be > 0"),
     ("train.momentum", lambda v: v >= 0, "must be >= 0"),

@@ -22,6 +22,8 @@ import pandas as pd
 
 from rankbench._io import atomic_path, write_json, write_text
 from rankbench.config import RunConfig
+from rankbench.launch import LauncherOptions
+from rankbench.numerics import check_same_platform, setup_compute, weights_digest
 
 __all__ = [
     "RunResult", "Prepared", "prepare", "run_seed", "run", "ablation", "seed_configs", "ranking_metrics",
@@ -57,14 +59,19 @@ class RunResult:
 
 # -- metrics ---------------------------------------------------------------------------------
 def ranking_metrics(df: pd.DataFrame, score_col: str, *, keep: np.ndarray | None = None, drop_lowest: int = 0,
-                    truth_repeats: np.ndarray | None = None, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+                    truth_repeats: np.ndarray | None = None, seed: int = 0, n_boot: int = 1000,
+                    truth_reduce: str = "mean") -> dict[str, Any]:
     """Metrics of one score column against ``truth``: per candidate and per hash class (mean
     score and truth per class). ``keep`` (a boolean mask over the rows, e.g. the paper
     protocol's drop of the 30 lowest by uncalibrated accuracy) selects the candidates ranked;
     ``drop_lowest`` drops by this column's own score instead (legacy). Candidates without a truth
-    or a score are left out explicitly (``n`` says how many were ranked). ``truth_repeats``
-    (n_rows x R, NaN-padded) makes the bootstrap resample the truth's repeats per hash class
-    too, so intervals include the truth's own noise."""
+    or a score are left out explicitly (``n`` says how many were ranked).
+
+    Intervals resample hash classes (the ``hash`` column: the NB101 hash, so rows that are the
+    same network, e.g. the paper protocol's duplicate ordered choices, and isomorphic subnets
+    are drawn together), then, with ``truth_repeats`` (n_rows x R, NaN-padded), each class's
+    truth from its repeats as ``truth_reduce`` made it ("mean" of the repeats, or one "random"
+    repeat per row): :func:`rankbench.metrics.rank_metrics`."""
     from rankbench.metrics import group_mean, rank_metrics
 
     ok = df["truth"].notna().to_numpy() & df[score_col].notna().to_numpy()
@@ -74,17 +81,17 @@ def ranking_metrics(df: pd.DataFrame, score_col: str, *, keep: np.ndarray | None
     s, t = sub[score_col].to_numpy(float), sub["truth"].to_numpy(float)
     groups = sub["hash"].to_numpy()
     reps = None if truth_repeats is None else np.asarray(truth_repeats, dtype=float)[ok]
-    noise = {"truth_repeats": reps, "groups": groups} if reps is not None else {}
     out: dict[str, Any] = {"mean_accuracy": float(np.mean(s)) if len(s) else None,
                            "per_subnet": rank_metrics(s, t, drop_lowest=drop_lowest, seed=seed, n_boot=n_boot,
-                                                      **noise)}
+                                                      groups=groups, truth_repeats=reps,
+                                                      truth_reduce=truth_reduce)}
     if keep is not None:
         out["per_subnet"]["n_dropped"] = int((~np.asarray(keep, dtype=bool)).sum())
     uniq, gs = group_mean(s, groups)
     _, gt = group_mean(t, groups)
     if len(gs) >= 3:
-        cls_noise = {}
-        if reps is not None:
+        cls_noise: dict[str, Any] = {"groups": uniq}
+        if reps is not None and truth_reduce == "mean":  # a class's truth is the mean of its repeats
             first = {g: i for i, g in reversed(list(enumerate(groups)))}
             cls_noise = {"truth_repeats": reps[[first[g] for g in uniq]], "groups": uniq}
         out["per_class"] = rank_metrics(gs, gt, seed=seed, n_boot=n_boot, **cls_noise)
@@ -246,6 +253,7 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
     from rankbench.data.splits import load_splits
     from rankbench.reports import report_name, report_setup
     from rankbench.scoring import score_cache_path, score_candidates
+    from rankbench.scoring.score import check_score_cache_platform
     from rankbench.train import load_supernet, resolve_device, train_supernet
 
     p = prepared or prepare(cfg)
@@ -257,9 +265,11 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
     train_supernet(cfg, run_dir, resume=True, progress=progress)
     timings["train_s"] = round(time.perf_counter() - t0, 3)
     device = resolve_device(cfg.train.device)
-    if device.type == "cpu" and cfg.train.num_threads > 0:
-        torch.set_num_threads(cfg.train.num_threads)
+    platform = setup_compute(cfg.train, device)
     net, _ = load_supernet(run_dir, map_location=device)
+    digest_of_weights = weights_digest(net)
+    platform_notes = [n for n in [check_same_platform(f"the supernet of {rundir.RunDir(run_dir).name}",
+                                                      rundir.RunDir(run_dir).platform(), platform)] if n]
     t0 = time.perf_counter()
     splits = load_splits(cfg.data, progress=progress)
     timings["data_s"] = round(time.perf_counter() - t0, 3)
@@ -269,7 +279,10 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
     for setting, calib in (("no_calib", False), ("calib", True)):
         if calib and not calibrate:
             continue
-        cache = score_cache_path(run_dir, cfg, calib, proto)
+        cache = score_cache_path(run_dir, cfg, calib, proto, platform=platform)
+        note = check_score_cache_platform(cache, platform)
+        if note:
+            platform_notes.append(note)
         t0 = time.perf_counter()
         frames[setting] = score_candidates(net, candidates, splits, cfg.score, calibrate=calib, protocol=proto,
                                            data_cfg=cfg.data, cache_path=cache, progress=progress)
@@ -292,10 +305,10 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
         scores[f"ref_{name}"] = vals
     timings["references_s"] = round(time.perf_counter() - t0, 3)
 
-    # the truth's own noise enters the intervals only where the truth is a mean of repeats
-    repeats = None
-    if cfg.truth.reduce == "mean" and hasattr(truth, "repeats_for"):
-        repeats = truth.repeats_for(hashes)
+    # the truth's own noise enters the intervals, redrawn as cfg.truth.reduce made the truth (the
+    # mean of a class's repeats, or one random repeat per row), where a class has >= 2 repeats
+    repeats = truth.repeats_for(hashes) if hasattr(truth, "repeats_for") else None
+    noise_resampled = repeats is not None and bool((np.count_nonzero(~np.isnan(repeats), axis=1) >= 2).any())
     keep, drop_rule = None, "none"
     n_drop = int(cfg.score.drop_lowest)
     if n_drop:
@@ -309,8 +322,12 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
     warn = _truth_warnings(truth, cfg)
     for w in warn:
         warnings.warn(w, stacklevel=2)
+    if keep is not None:  # the report's own keep rule, for every reader of scores.csv (figures, compare)
+        scores["kept"] = keep
+    elif not n_drop:
+        scores["kept"] = True
     kw = dict(keep=keep, drop_lowest=0 if keep is not None else n_drop, truth_repeats=repeats,
-              seed=cfg.score.seed, n_boot=n_boot)
+              seed=cfg.score.seed, n_boot=n_boot, truth_reduce=cfg.truth.reduce)
     results: dict[str, Any] = {}
     for setting, col, _label in _SETTINGS:
         if setting in frames:
@@ -339,9 +356,12 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
         "drop_rule": drop_rule,
         "config_fingerprint": cfg.fingerprint(),
         "training_fingerprint": cfg.training_fingerprint(),
+        "weights_digest": digest_of_weights,
+        "platform": platform,
+        "platform_notes": platform_notes,
         "truth": {**truth.describe(), "reduce_used": cfg.truth.reduce, "digest": digest,
                   "coverage": coverage.to_dict(),
-                  "noise_in_intervals": repeats is not None},
+                  "noise_in_intervals": noise_resampled},
         "truth_warnings": warn,
         "notes": list(p.notes),
         "candidates": {"n": len(candidates), "distinct": int(scores["name"].nunique()),
@@ -357,6 +377,9 @@ def run_seed(cfg: RunConfig, *, calibrate: bool, runs_root: str | Path | None = 
         with atomic_path(report_dir / rd.REPORT_SCORES, ".csv") as tmp:
             scores.to_csv(tmp, index=False)
         write_json(report_dir / rd.REPORT_METRICS, _clean_json(metrics))
+        from rankbench.html_report import publish_report  # matplotlib only once a report is written
+
+        publish_report(report_dir)  # figures/ and report.html beside metrics.json; a failure only warns
         if getattr(cfg.train, "tensorboard", False):
             from rankbench.train import log_ranking_metrics
 
@@ -389,15 +412,18 @@ def _num(m: dict | None, key: str, fmt: str = "{:.3f}") -> str:
 
 def _reliability_line(truth: dict) -> str | None:
     rel = truth.get("reliability")
-    if not rel or rel.get("estimated_tau") is None:
+    if not rel:
         return None
     counts = {int(k): v for k, v in (truth.get("repeats_per_class") or {}).items()}
     total = sum(counts.values()) or rel.get("n_classes")
     where = (f"{rel['n_seeds']} repeats per class" if rel.get("n_classes") == total else
              f"from the {rel['n_classes']} of {total} classes with {rel['n_seeds']} repeats")
-    line = (f"truth reliability ({where}): split-half tau {rel['split_half_tau']:.3f} -> estimated tau "
-            f"{rel['estimated_tau']:.3f} against a noise-free truth; no ranker can be expected to agree with "
-            f"this truth much better")
+    if rel.get("estimable") is False or rel.get("estimated_tau") is None:
+        line = f"truth reliability ({where}): {rel.get('status') or 'not estimable'}"
+    else:
+        line = (f"truth reliability ({where}): split-half tau {rel['split_half_tau']:.3f} -> estimated tau "
+                f"{rel['estimated_tau']:.3f} against a noise-free truth; no ranker can be expected to agree "
+                f"with this truth much better")
     single = counts.get(1, 0)
     if single:
         line += (f"\nnote: {single} of {total} classes have a single repeat: their truth noise cannot be "
@@ -420,6 +446,14 @@ def format_summary(result: RunResult) -> str:
         f"{cov['classes_covered']}/{cov['classes']} hash classes",
     ]
     lines = [x for x in lines if x]
+    plat = m.get("platform") or {}
+    if m.get("weights_digest"):
+        lines.append(f"weights {m['weights_digest']} (digest of the scored supernet), scored on platform "
+                     f"{plat.get('key', '?')}: {plat.get('cpu_model', '?')}, {plat.get('aten_capability', '?')} kernels"
+                     + (" (portable)" if plat.get("portable") else "") + f", {plat.get('threads', '?')} thread(s), "
+                     f"torch {plat.get('torch', '?')}, {plat.get('device', '?')}")
+    for note in m.get("platform_notes") or []:
+        lines.append(f"platform: {note}")
     rel = _reliability_line(m["truth"])
     if rel:
         lines.append(rel)
@@ -443,12 +477,19 @@ def format_summary(result: RunResult) -> str:
     dropped = first.get("n_dropped", 0)
     lines.append(f"ranked {first['n']} candidates" + (f" ({m.get('drop_rule', 'the lowest dropped')})"
                                                       if dropped else "")
-                 + "; 95% bootstrap intervals in brackets" +
-                 (" (candidates and the truth's repeats resampled)" if m["truth"].get("noise_in_intervals")
-                  else " (candidates resampled)"))
-    share = first.get("kendall_tau_truth_noise_share")
-    if share is not None:
-        lines.append(f"truth noise: {100 * share:.0f}% of the per-subnet tau interval's variance")
+                 + "; 95% bootstrap intervals in brackets ("
+                 + ("hash classes" if first.get("resampling_unit") == "hash class" else "candidates")
+                 + (" and the truth's repeats" if m["truth"].get("noise_in_intervals") else "") + " resampled)")
+    if first.get("truth_noise") and not m["truth"].get("noise_in_intervals"):
+        lines.append(f"truth noise: {first['truth_noise']}")
+    for setting, _col, label in _SETTINGS:  # this report's own numbers, per setting
+        ps = (m["metrics"].get(setting) or {}).get("per_subnet") or {}
+        share = ps.get("kendall_tau_truth_noise_share")
+        if ps.get("kendall_tau_disattenuated") is not None:
+            lines.append(f"{label}: tau per subnet against a noise-free truth (disattenuated) "
+                         f"{_ci(ps, 'kendall_tau_disattenuated')}"
+                         + (f"; the truth's noise is {100 * share:.0f}% of its tau interval's variance"
+                            if share is not None and math.isfinite(share) else ""))
     lines.append("regret: true accuracy of the best candidate minus that of the supernet's top-1 choice "
                  "(0 = it picked the best)")
     lines.append("acc: mean top-1 accuracy of the candidates with the supernet's inherited weights")
@@ -642,7 +683,8 @@ def default_variants(cfg: RunConfig) -> tuple[str, ...]:
 
 def ablation(cfg: RunConfig, variants: Sequence[str] | None = None, *, seeds: int = 1,
              runs_root: str | Path | None = None, progress: bool = True, n_boot: int = 1000,
-             echo: Callable[[str], None] | None = print) -> tuple[pd.DataFrame, Path]:
+             echo: Callable[[str], None] | None = print, launcher: LauncherOptions | None = None
+             ) -> tuple[pd.DataFrame, Path]:
     """Every variant with and without BN calibration, as the paper's ablation table, with the
     reference rankers beside them and, over several seeds, paired differences.
 
@@ -650,9 +692,10 @@ def ablation(cfg: RunConfig, variants: Sequence[str] | None = None, *, seeds: in
     and per hash class (one seed: 95% bootstrap interval; several: mean ± std over seeds),
     Spearman, P@10%, top-1 regret, the reports read. ``paired.csv``: for each pair of variants
     (same calibration) and for calibration vs none (same variant), the difference in tau with a
-    95% interval over training seeds, candidates and the truth's repeats. Written under
+    95% interval over training seeds, hash classes and the truth's repeats. Written under
     ``runs/ablation-<preset>-<space>-<protocol>-seeds<a>-<b>[-o<overrides>]-t<truth digest>/``. Finished runs
-    and cached scores are reused."""
+    and cached scores are reused. ``launcher``: first train every missing run as one job
+    (:mod:`rankbench.launch`); the loop below then reuses them and scores here."""
     from rankbench import distributed
     from rankbench.supernet import VARIANTS
 
@@ -660,15 +703,25 @@ def ablation(cfg: RunConfig, variants: Sequence[str] | None = None, *, seeds: in
     for v in variants:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant {v!r}; variants: {', '.join(VARIANTS.names())}")
+    if launcher is not None:  # truth coverage checked before any job; then the missing runs as jobs
+        from rankbench.launch import train_missing
+
+        prepare(replace(cfg, model=replace(cfg.model, variant=variants[0])))
+        train_missing([pr for v in variants for pr in planned_run_dirs(
+            replace(cfg, model=replace(cfg.model, variant=v)), seeds, runs_root)], launcher, runs_root=runs_root,
+            echo=echo)
     by_variant: dict[str, list[RunResult]] = {}
     rows = []
     for v in variants:
         vcfg = replace(cfg, model=replace(cfg.model, variant=v))
         results, _ = run(vcfg, calibrate=True, seeds=seeds, runs_root=runs_root, progress=progress,
-                         n_boot=n_boot, echo=echo)
+                         n_boot=n_boot, echo=None)  # per-seed summaries: summaries.txt in the ablation folder
         by_variant[v] = results
         for setting, _col, label in _SETTINGS:
             rows.append(_ablation_row(v, setting, label, results))
+        if echo:
+            echo(f"{v}: {len(results)} seed(s) scored; Kendall tau per subnet {rows[-2]['kendall_tau_subnet']:+.3f} "
+                 f"without, {rows[-1]['kendall_tau_subnet']:+.3f} with BN calibration")
     first = by_variant[variants[0]]
     for name in (first[0].metrics.get("references") or {}):
         rows.append(_ablation_row(f"reference: {name}", f"ref_{name}", "", [r for v in variants
@@ -691,9 +744,16 @@ def ablation(cfg: RunConfig, variants: Sequence[str] | None = None, *, seeds: in
         "reports": {v: [str(r.report_dir) for r in rs] for v, rs in by_variant.items()}}))
     md = _ablation_markdown(table, eff, seeds, paired)
     write_text(out / "ablation.md", md + "\n")
+    from rankbench._latex import ablation_latex
+
+    write_text(out / "ablation.tex", ablation_latex(table, paired, caption=md.split("\n", 1)[0]) + "\n")
+    write_text(out / "summaries.txt", "\n\n".join(format_summary(r) for v in variants for r in by_variant[v]) + "\n")
+    from rankbench.html_report import publish_ablation  # matplotlib only once an ablation is written
+
+    publish_ablation(out)  # ablation_tau / ablation_paired figures and report.html; a failure only warns
     if echo:
         echo(md)
-        echo(f"\nwritten to {out}")
+        echo(f"\nwritten to {out} (ablation.md, .csv, .json, .tex; each run's summary: summaries.txt)")
     return table, out
 
 
@@ -739,7 +799,8 @@ def _score_vectors(results: Sequence[RunResult], col: str) -> list[np.ndarray]:
 def paired_differences(by_variant: dict[str, list[RunResult]], *, n_boot: int = 1000) -> pd.DataFrame:
     """Paired differences in Kendall tau (per subnet) over training seeds: every pair of
     variants at the same calibration setting, and calibration vs none per variant. Intervals
-    resample seeds, candidates and the truth's repeats (:func:`rankbench.metrics.paired_difference`)."""
+    resample training seeds, hash classes (the same draw for both arms) and the truth's repeats,
+    redrawn as the truth was made (:func:`rankbench.metrics.paired_difference`)."""
     from rankbench.metrics import paired_difference
 
     names = list(by_variant)
@@ -755,7 +816,7 @@ def paired_differences(by_variant: dict[str, list[RunResult]], *, n_boot: int = 
         if any(r.scores[ca].isna().all() for r in a[:n]) or any(r.scores[cb].isna().all() for r in b[:n]):
             return
         d = paired_difference(_score_vectors(a[:n], ca), _score_vectors(b[:n], cb), reps, groups,
-                              truth=truth, n_boot=n_boot)
+                              truth=truth, n_boot=n_boot, truth_reduce=r0.cfg.truth.reduce)
         ci = d.get("ci") or (np.nan, np.nan)
         rows.append({"a": a_name, "b": b_name, "n_seeds": n, "metric": d.get("metric"),
                      "difference": d.get("difference"), "ci_low": ci[0], "ci_high": ci[1],
@@ -818,7 +879,7 @@ def _ablation_markdown(table: pd.DataFrame, cfg: RunConfig, seeds: int, paired: 
                      f"{cell(r, 'top1_regret_subnet', False)} | {reports} |")
     if paired is not None and len(paired):
         lines += ["", "Paired differences in Kendall tau per subnet (A - B), mean over seeds, 95% interval "
-                  "over training seeds, candidates and the truth's repeats; * = the interval excludes 0.", "",
+                  "over training seeds, hash classes and the truth's repeats; * = the interval excludes 0.", "",
                   "| A | B | seeds | difference | 95% interval |", "|---|---|---|---|---|"]
         for _, r in paired.iterrows():
             lo, hi = r.get("ci_low", np.nan), r.get("ci_high", np.nan)

@@ -30,8 +30,8 @@ from pathlib import Path
 from rankbench._io import versions, write_json
 from rankbench.config import RunConfig
 
-__all__ = ["RunDir", "runs_root", "run_name", "run_dir_for", "is_finished", "init_run_dir", "load_config",
-           "DEFAULT_ROOT"]
+__all__ = ["RunDir", "runs_root", "runs_root_source", "run_name", "run_dir_for", "is_finished", "init_run_dir",
+           "load_config", "DEFAULT_ROOT", "NotWritableError", "write_problem", "check_writable"]
 
 DEFAULT_ROOT = Path("runs")
 
@@ -111,6 +111,19 @@ class RunDir:
     def is_finished(self) -> bool:
         return self.done_marker.exists() and self.supernet.exists()
 
+    def platform(self) -> dict | None:
+        """The compute platform the weights were made on (``train_done.json``, else
+        ``versions.json``; :func:`rankbench.numerics.describe_platform`); None for runs made
+        before rankbench recorded it."""
+        for path, key in ((self.done_marker, "platform"), (self.versions_path, "compute_platform")):
+            try:
+                p = json.loads(path.read_text()).get(key)
+            except (OSError, ValueError):
+                continue
+            if isinstance(p, dict):
+                return p
+        return None
+
     def load_config(self) -> RunConfig:
         if not self.config_path.exists():
             raise FileNotFoundError(f"{self.path} is not a rankbench run directory (no {self.CONFIG})")
@@ -137,6 +150,59 @@ def runs_root(root: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_ROOT
 
 
+def runs_root_source(root: str | os.PathLike | None = None) -> str:
+    """Where :func:`runs_root` took the folder from, as a user would change it: ``--runs-root``,
+    ``RANKBENCH_RUNS`` or the default ``./runs``."""
+    if root:
+        return "--runs-root"
+    return "RANKBENCH_RUNS" if os.environ.get("RANKBENCH_RUNS") else f"the default ./{DEFAULT_ROOT}"
+
+
+# -- writability: checked before anything is created ---------------------------------------------
+class NotWritableError(ValueError):
+    """A folder that rankbench has to write into cannot be written: it lies under a file, or
+    it (or the first existing folder above it) is not writable. The message says what and how
+    to fix it."""
+
+
+def _first_existing(path: Path) -> Path:
+    p = path
+    while not (p.exists() or p.is_symlink()) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def write_problem(path: str | os.PathLike) -> str | None:
+    """Why files cannot be written into the folder ``path`` (created with its parents when
+    missing), or None when they can. Checks, without creating anything: that ``path`` and every
+    existing folder above it is a folder, and that the first existing one is writable
+    (``os.access``: as root only a read-only file system counts)."""
+    p = Path(path).expanduser()
+    first = _first_existing(p)
+    if first.exists() and not first.is_dir():
+        if first == p:
+            return f"{first} is a file, not a folder"
+        return f"{first} is a file, not a folder, so nothing can be created under it"
+    if not os.access(first, os.W_OK | os.X_OK):
+        if first == p:
+            return f"{first} is not writable"
+        return f"{first} (where {p.name} would be created) is not writable"
+    return None
+
+
+def check_writable(path: str | os.PathLike, what: str, fix: str = "") -> Path:
+    """``path`` as a Path when files can be written into it (see :func:`write_problem`), else a
+    :class:`NotWritableError` naming ``what`` it is and how to ``fix`` it (default: make the
+    folder writable or choose another)."""
+    problem = write_problem(path)
+    if problem is None:
+        return Path(path)
+    if not fix:
+        fix = ("point it at a folder instead" if "is a file" in problem
+               else "make it writable (chmod u+w) or choose another folder")
+    raise NotWritableError(f"{what} {path}: {problem}; {fix}")
+
+
 def _space_tag(cfg: RunConfig) -> str:
     from rankbench.spaces import space_from_config
 
@@ -156,7 +222,8 @@ def is_finished(run_dir: str | os.PathLike) -> bool:
     return RunDir(run_dir).is_finished()
 
 
-def init_run_dir(run_dir: str | os.PathLike, cfg: RunConfig, *, device: str = "cpu") -> Path:
+def init_run_dir(run_dir: str | os.PathLike, cfg: RunConfig, *, device: str = "cpu",
+                 platform: dict | None = None) -> Path:
     """Create ``run_dir`` with its config and versions; an existing run must have the same
     training config (else a clear error: a different config needs a different directory)."""
     rd = RunDir(run_dir)
@@ -172,6 +239,15 @@ def init_run_dir(run_dir: str | os.PathLike, cfg: RunConfig, *, device: str = "c
     write_json(rd.config_path, cfg.to_dict())
     info = versions()
     info.update(device=device, argv=sys.argv, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if platform is not None:  # rankbench.numerics.describe_platform: what the weights' numbers depend on
+        info["compute_platform"] = platform
+    elif rd.versions_path.exists():  # a resumed training keeps the platform it started on
+        try:
+            prev = json.loads(rd.versions_path.read_text()).get("compute_platform")
+        except (OSError, ValueError):
+            prev = None
+        if isinstance(prev, dict):
+            info["compute_platform"] = prev
     write_json(rd.versions_path, info)
     return rd.path
 

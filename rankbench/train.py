@@ -60,6 +60,7 @@ from rankbench.training.checkpoint import (CHECKPOINT_FORMAT, checkpoint_state, 
                                            save_checkpoint)
 from rankbench.training.csvlog import LOG_COLUMNS, read_log
 from rankbench.training.hooks import Hook, TrainingDivergedError
+from rankbench.numerics import check_same_platform, setup_compute
 from rankbench.training.loop import CHECKPOINT, DONE, LOG, WEIGHTS, ArchSampler, fit
 from rankbench.training.step import (describe_device, make_optimizer, make_scheduler, make_train_loader, param_groups,
                                      resolve_device, train_step)
@@ -101,23 +102,28 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
     from rankbench.supernet import supernet_from_config
 
     run_dir = Path(run_dir) if run_dir is not None else rundir.run_dir_for(cfg, runs_root)
+    device = resolve_device(cfg.train.device)
+    platform = setup_compute(cfg.train, device)  # portable dispatch and threads, before any kernel
     if rundir.is_finished(run_dir):
         old = rundir.load_config(run_dir)
         if old.training_fingerprint() != cfg.training_fingerprint():
             raise ValueError(f"{run_dir} holds a finished training of another config (fingerprint "
                              f"{old.training_fingerprint()} vs {cfg.training_fingerprint()}); use another "
                              f"--out or delete that directory")
-        _say(f"reusing finished run {run_dir} (same training config)", progress)
+        note = check_same_platform(f"the finished run {run_dir}", rundir.RunDir(run_dir).platform(), platform)
+        _say(note or f"reusing finished run {run_dir} (same training config, same platform)", progress)
         return run_dir
     if (run_dir / CHECKPOINT).exists() and not resume:
         raise ValueError(f"{run_dir} holds an interrupted training; add --resume (resume=True) to continue "
                          f"it, or delete that directory to start again")
+    recorded = rundir.RunDir(run_dir).platform()
+    if (run_dir / CHECKPOINT).exists() and recorded is not None:  # extending a training made elsewhere
+        note = check_same_platform(f"the interrupted run {run_dir}", recorded, platform)  # would mix two
+        if note:
+            _say(note, progress)
     per_cell = _check_sampling(cfg.train.sampling)
     if cfg.train.tensorboard:
         require_tensorboard()  # before anything is created
-    device = resolve_device(cfg.train.device)
-    if device.type == "cpu" and cfg.train.num_threads > 0:
-        torch.set_num_threads(cfg.train.num_threads)
     torch.manual_seed(cfg.train.seed)  # the initial weights
     net = supernet_from_config(cfg.model)
     main = distributed.is_main()
@@ -125,7 +131,7 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
         splits = load_splits(cfg.data, progress=progress and main)
         if main:
             where = describe_device(device) + (f", {distributed.describe()}" if distributed.is_distributed() else "")
-            rundir.init_run_dir(run_dir, cfg, device=where)
+            rundir.init_run_dir(run_dir, cfg, device=where, platform=platform)
     space, num_cells = net.space, net.num_cells
     fit(net, lambda rng: space.sample_arch(rng, num_cells, per_cell), splits, cfg, run_dir,
         resume=resume, progress=progress, space=space)

@@ -15,6 +15,7 @@ Two sources, one shape (:class:`Truth`: per NB101 hash the repeats, their mean a
 from __future__ import annotations
 
 import json
+import warnings
 import os
 import shutil
 import sys
@@ -114,20 +115,23 @@ class Truth:
     def reliability(self, *, n_splits: int = 100, seed: int = 0, target: float = 0.85) -> dict[str, Any] | None:
         """Split-half estimate of how well this truth agrees with a noise-free one
         (:func:`rankbench.metrics.split_half_reliability`); None with fewer than 2 repeats.
+        With fewer than :data:`rankbench.metrics.MIN_RELIABILITY_CLASSES` classes to estimate it
+        from, a dict with ``estimable`` False and ``status`` "not estimable (...)" (no numbers).
 
         Uses every class on the repeats all classes have, or the classes with every repeat,
-        whichever keeps more values (more classes on a tie): a measurement in progress lacks
-        some seeds for some classes."""
-        from rankbench.metrics import split_half_reliability
+        whichever has enough classes to estimate from, then keeps more values (more classes on a
+        tie): a measurement in progress lacks some seeds for some classes."""
+        from rankbench.metrics import MIN_RELIABILITY_CLASSES, split_half_reliability
 
         reps = self.repeats
         ok = ~np.isnan(reps)
         cols = np.flatnonzero(ok.all(axis=0))
         options = [(reps[:, cols], cols), (reps[ok.all(axis=1)], np.arange(reps.shape[1]))]
-        options = [(r, c) for r, c in options if r.shape[0] >= 3 and r.shape[1] >= 2]
+        options = [(r, c) for r, c in options if r.shape[0] >= 1 and r.shape[1] >= 2]
         if not options:
             return None
-        use, used_cols = max(options, key=lambda o: (o[0].size, o[0].shape[0]))
+        use, used_cols = max(options, key=lambda o: (o[0].shape[0] >= MIN_RELIABILITY_CLASSES, o[0].size,
+                                                     o[0].shape[0]))
         rel = split_half_reliability(use, n_splits=n_splits, seed=seed, target=target)
         if self.repeat_seeds:
             rel["seeds"] = [int(self.repeat_seeds[j]) for j in used_cols]
@@ -315,7 +319,7 @@ def measured_truth_reliability(path: str | os.PathLike, *, metric: str = "valida
     split-half tau, the estimated tau against a noise-free truth, the seeds ``target`` needs."""
     rel = load_truth_csv(path, metric).reliability(n_splits=n_splits, seed=seed, target=target)
     if rel is None:
-        raise ValueError(f"{path} has fewer than 2 seeds per hash class (or fewer than 3 classes with 2): "
+        raise ValueError(f"{path} has fewer than 2 seeds per hash class: "
                          f"no split halves to compare; measure more seeds with `rankbench truth --seeds N`")
     return rel
 
@@ -372,6 +376,10 @@ def _truth_training_cfg(cfg, seed: int):
     return replace(cfg, train=replace(cfg.train, epochs=int(epochs), seed=int(seed)))
 
 
+#: train fields that change a stand-alone training only as a different seed would
+_SAME_AS_A_SEED = ("num_threads", "portable")
+
+
 def _measure_fingerprint(cfg) -> str:
     """What makes two measured truths comparable: the network, data and training (not the seed)."""
     import hashlib
@@ -381,11 +389,15 @@ def _measure_fingerprint(cfg) -> str:
     from rankbench.config import _NOT_TRAINING
 
     # fields that never change a stand-alone network's weights: the config's own list (so a new
-    # field of that kind cannot move a truth's fingerprint), plus the supernet-only ones
-    skip = set(_NOT_TRAINING) | {"seed", "sampling", "compile"}
+    # field of that kind cannot move a truth's fingerprint), plus the supernet-only ones; and
+    # those that change a training only as another seed does (its random stream: the thread
+    # count, the CPU dispatch level, the order of the images before the seeded shuffle), so
+    # that seeds measured under them average into one truth (the platform is recorded apart)
+    skip = set(_NOT_TRAINING) | set(_SAME_AS_A_SEED) | {"seed", "sampling", "compile"}
     train = {k: v for k, v in d["train"].items() if k not in skip}
+    data = {k: v for k, v in d["data"].items() if k != "order"}
     model = {k: d["model"][k] for k in ("width", "stacks", "cells_per_stack", "num_classes", "bn_momentum")}
-    blob = json.dumps({"model": model, "data": d["data"], "train": train}, sort_keys=True)
+    blob = json.dumps({"model": model, "data": data, "train": train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -455,9 +467,18 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
     if not todo and old_prov.get("finished"):
         return load_truth_csv(out, "validation_accuracy")
 
+    from rankbench.numerics import check_same_platform, setup_compute
+    from rankbench.train import resolve_device
+
+    platform = setup_compute(cfg.train, resolve_device(cfg.train.device))  # before the first network
+    if todo and len(done):  # extending a truth: its rows so far must come from this platform
+        note = check_same_platform(f"the measured truth {out}", old_prov.get("platform"), platform)
+        if note:
+            warnings.warn(note, stacklevel=2)
+
     t_session = time.time()
     session = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "trainings": 0, "device": str(cfg.train.device)}
+               "trainings": 0, "device": str(cfg.train.device), "platform": platform}
     prov: dict[str, Any] = {
         "what": "measured ground truth: stand-alone NB101 networks trained from scratch, one row per "
                 "(hash class, seed); truth = mean over seeds",
@@ -473,6 +494,7 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
         "config_fingerprint": fp,
         "config": _truth_training_cfg(cfg, cfg.train.seed).to_dict(),
         "versions": versions(),
+        "platform": old_prov.get("platform") if len(done) and old_prov.get("platform") else platform,
         "started": old_prov.get("started", session["started"]),
         "device": old_prov.get("device", session["device"]),
         "sessions": list(old_prov.get("sessions", [])) + [session],

@@ -2,8 +2,17 @@
 never read or write ~/.cache/rankbench, an imported store, or ./runs."""
 import os
 
-import pytest
-import torch
+from rankbench.numerics import PORTABLE_ENV
+
+# The quick presets train in portable mode (CPU kernels pinned to AVX2), which must be set before
+# torch's first CPU kernel: the whole suite runs at that level, so in-process runs can take it.
+os.environ.update(PORTABLE_ENV)
+# Reports' figures and HTML page cost ~3 s per tiny run: tests of the pipeline skip them;
+# tests/test_html_report.py and tests/test_figures.py draw them on purpose.
+os.environ.setdefault("RANKBENCH_REPORT_PAGES", "0")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -324,3 +324,240 @@ def test_space_picks_its_own_quick_preset(capsys):
     assert 'preset = "nb101-quick"' in out and 'source = "nb101"' in out
     assert main(["run", "--variant", "lsbn", "--dry-run"]) == 0
     assert 'preset = "quick"' in capsys.readouterr().out
+
+
+# -- issue 21 item 5: globs over runs/ skip what is no run; --report skips runs without it ------
+def test_compare_glob_skips_non_runs_and_runs_without_the_report(tmp_path, capsys):
+    a = _report(tmp_path, {"model.variant": "lsbn"}, 0.5)
+    b = _report(tmp_path, {"model.variant": "bn"}, 0.2)
+    p = _report(tmp_path, {"model.variant": "bn", "score.protocol": "paper"}, 0.1)  # bn's run, a paper report
+    (tmp_path / "summary-lsbn-quick-s4-m4-clean-seeds2020-2021-t1-calib").mkdir()
+    (tmp_path / "ablation-quick-s4-m4-clean-seeds2020-2020-t1").mkdir()
+    unscored = RunDir(run_dir_for(apply_overrides(load_preset("quick"), {"model.variant": "esbn"}), tmp_path))
+    unscored.path.mkdir()
+    unscored.config_path.write_text("{}")
+    everything = sorted(tmp_path.iterdir())  # what runs/* gives
+    assert main(["compare", *map(str, everything)]) == 0
+    out, err = capsys.readouterr()
+    notes = [ln for ln in err.splitlines() if ln.startswith("note: skipped")]
+    assert len(notes) == 3 and any("summary-" in n for n in notes) and any("no report yet" in n for n in notes)
+    assert a.name in out and b.name in out and p.name in out
+    assert main(["compare", *map(str, everything), "--report", "clean-calib"]) == 0
+    out, err = capsys.readouterr()
+    assert p.name not in out and a.name in out and b.name in out  # bn's run: its clean report only
+    assert main(["compare", *map(str, everything), "--report", "paper"]) == 0
+    out, err = capsys.readouterr()
+    assert p.name in out and a.name not in out and "no report matching 'paper'" in err
+    assert main(["compare", str(tmp_path / "ablation-quick-s4-m4-clean-seeds2020-2020-t1")]) == 2
+    assert "nothing to compare" in capsys.readouterr().err
+
+
+def test_figures_glob_skips_folders_that_are_no_run(tmp_path):
+    from rankbench.cli.figures import run_dirs_of
+    from rankbench.cli import CLIError
+
+    run = RunDir(tmp_path / "lsbn-quick-s4-m4-seed2020-abc")
+    run.path.mkdir()
+    run.config_path.write_text("{}")
+    summary = tmp_path / "summary-x"
+    summary.mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    notes = []
+    assert run_dirs_of(sorted(tmp_path.iterdir()), notes.append) == [run.path]
+    assert len(notes) == 2 and all(n.startswith("skipped ") for n in notes)
+    with pytest.raises(CLIError) as e:
+        run_dirs_of([summary], notes.append)
+    assert e.value.code == 2 and "not a rankbench run directory" in str(e.value)
+    with pytest.raises(CLIError) as e:
+        run_dirs_of([tmp_path / "missing"], notes.append)
+    assert e.value.code == 3
+
+
+# -- item 6: compare --out by extension, LaTeX; the weights and platform of each report --------
+def _with_provenance(report_dir: Path, weights: str, platform: str) -> None:
+    m = json.loads((report_dir / "metrics.json").read_text())
+    m.update(weights_digest=weights, platform={"key": platform, "device": "cpu"})
+    (report_dir / "metrics.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("ext", [".md", ".csv", ".json", ".tex"])
+def test_compare_out_writes_the_format_its_extension_names(tmp_path, capsys, ext):
+    a = _report(tmp_path / "runs", {"model.variant": "lsbn"}, 0.5)
+    b = _report(tmp_path / "runs", {"model.variant": "bn"}, 0.2)
+    out = tmp_path / f"cmp{ext}"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    md = capsys.readouterr().out.split("\nwritten:")[0].strip()
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["cmp" + ext, "runs"]
+    text = out.read_text()
+    if ext == ".md":
+        assert text.strip() == md
+    elif ext == ".csv":
+        import pandas as pd
+
+        assert len(pd.read_csv(out)) == 4
+    elif ext == ".json":
+        doc = json.loads(text)
+        assert len(doc["rows"]) == 4 and doc["differing"]["model.variant"] == ["lsbn", "bn"]
+        assert doc["rows"][0]["kendall_tau_subnet"] == pytest.approx(0.5)
+    else:
+        for word in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{ll", r"Kendall tau (subnet)",
+                     r"lsbn-quick-s4-m4-seed2020-", r"+0.500 [+0.40, +0.60]"):
+            assert word in text, word
+        assert "_" not in text.replace(r"\_", "")  # every underscore escaped
+
+
+@pytest.mark.parametrize("out", ["cmp.txt", "cmp.html"])
+def test_compare_out_refuses_an_unknown_extension(tmp_path, capsys, out):
+    a = _report(tmp_path / "runs", {}, 0.5)
+    assert main(["compare", str(a), "--out", str(tmp_path / out)]) == 2
+    assert ".json" in capsys.readouterr().err and not (tmp_path / out).exists()
+
+
+def test_compare_shows_which_weights_each_report_scored(tmp_path, capsys):
+    a = _report(tmp_path / "one", {}, 0.5)
+    b = _report(tmp_path / "two", {}, 0.5)  # the same report name, the same config ...
+    assert a.name == b.name
+    _with_provenance(a, "aaaaaaaaaaaa", "p1")
+    _with_provenance(b, "bbbbbbbbbbbb", "p2")  # ... other weights, another platform
+    assert main(["compare", str(a), str(b)]) == 0
+    md = capsys.readouterr().out
+    head = md.splitlines()[2]
+    assert "| weights | platform |" in head
+    assert "aaaaaaaaaaaa | p1" in md and "bbbbbbbbbbbb | p2" in md and "different weights" in md
+    from rankbench.cli.compare import collect_reports, compare_table
+
+    table, _ = compare_table(collect_reports([a, b]))
+    assert list(table["weights"]) == ["aaaaaaaaaaaa"] * 2 + ["bbbbbbbbbbbb"] * 2
+    old = _report(tmp_path / "three", {}, 0.4)  # made before the key existed: no column, no error
+    assert main(["compare", str(old)]) == 0
+    assert "weights" not in capsys.readouterr().out
+
+
+def test_latex_escapes_and_booktabs():
+    from rankbench._latex import booktabs, escape
+
+    assert escape("a_b 50% #1 & {x} ± −") == r"a\_b 50\% \#1 \& \{x\} $\pm$ $-$"
+    tex = booktabs(["name", "tau"], [["lsbn_x", "+0.5"]])
+    assert tex.splitlines()[2:6] == [r"\begin{tabular}{lr}", r"\toprule", r"name & tau \\", r"\midrule"]
+    with pytest.raises(ValueError):
+        booktabs(["a", "b"], [["only one"]])
+
+
+# -- item 7: --seed, --epochs, --threads; --dry-run says what exists and which truth ----------
+def test_seed_epochs_threads_options(sandbox, capsys):
+    assert main(["run", "--dry-run", "--seed", "7", "--seeds", "2", "--epochs", "3", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    doc = tomllib.loads(out)
+    assert doc["train"]["seed"] == 7 and doc["train"]["epochs"] == 3 and doc["train"]["num_threads"] == 2
+    dirs = [ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("# run directory")]
+    assert ["seed7" in dirs[0], "seed8" in dirs[1]] == [True, True]
+    for argv in (["train", "--seed", "5"], ["ablation", "--seed", "5", "--variants", "bn"], ["truth"]):
+        assert main([*argv, "--dry-run", "--threads", "3", "--epochs", "4"] if argv[0] != "truth"
+                    else [*argv, "--dry-run", "--threads", "3"]) == 0
+        doc = tomllib.loads(capsys.readouterr().out)
+        assert doc["train"]["num_threads"] == 3
+        if argv[0] != "truth":
+            assert doc["train"]["seed"] == 5 and doc["train"]["epochs"] == 4
+    assert main(["run", "--dry-run", "--seeds", "0"]) == 2
+
+
+def _fake_run(cfg, root: Path, *, finished: bool, epochs_done: int) -> Path:
+    rd = RunDir(run_dir_for(cfg, root))
+    rd.path.mkdir(parents=True)
+    rd.config_path.write_text(json.dumps(cfg.to_dict()))
+    rd.train_log.write_text("epoch,train_loss,epoch_s\n" + "".join(f"{i},1.0,2.0\n" for i in range(epochs_done)))
+    rd.checkpoint.parent.mkdir()
+    rd.checkpoint.write_bytes(b"")
+    if finished:
+        rd.done_marker.write_text(json.dumps({"epochs": epochs_done}))
+        rd.supernet.write_bytes(b"")
+    return rd.path
+
+
+def test_dry_run_says_whether_the_run_is_reused_and_which_truth(sandbox, capsys):
+    from rankbench.truth import load_truth
+
+    assert main(["run", "--dry-run", "--calibrate", "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("# run directory: "))
+    assert lines[i + 1] == "#   new: trains 3 epochs"
+    assert lines[i + 2].startswith("#   report: reports/clean-calib-") and lines[i + 2].endswith("(new)")
+    cfg = load_preset("quick")
+    repeats = int(load_truth(cfg).table["n_repeats"].max())
+    assert repeats != cfg.truth.seeds  # the case the issue names: 10 repeats, truth.seeds = 2
+    truth = next(ln for ln in lines if ln.startswith("# truth: "))
+    assert "data/truth-quick.csv" in truth and f"x {repeats} repeats" in truth
+    assert f"truth.seeds = {cfg.truth.seeds} below is what `rankbench truth` would measure" in out
+    assert _tree(sandbox) == []
+
+    runs = sandbox / "runs"
+    three = apply_overrides(cfg, {"train.epochs": 3})
+    _fake_run(three, runs, finished=True, epochs_done=3)
+    _fake_run(apply_overrides(three, {"train.seed": 2021}), runs, finished=False, epochs_done=1)
+    assert main(["run", "--dry-run", "--epochs", "3", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "#   exists, finished (3 epochs): reused, not trained again" in out
+    assert "#   exists, unfinished (1/3): training resumes from its checkpoint" in out
+    assert main(["train", "--dry-run", "--epochs", "3", "--seed", "2021"]) == 2  # interrupted: needs --resume
+    err = capsys.readouterr().err
+    assert "--resume" in err and "resume=True" not in err
+    assert main(["train", "--dry-run", "--epochs", "3", "--seed", "2021", "--resume"]) == 0
+    assert "resumed from its checkpoint" in capsys.readouterr().out
+
+
+# -- item 8: rankbench runs ---------------------------------------------------------------------
+def test_runs_lists_each_run_newest_first(sandbox, capsys):
+    import os
+    import time
+
+    root = sandbox / "runs"
+    cfg = apply_overrides(load_preset("quick"), {"train.epochs": 3})
+    done = _fake_run(cfg, root, finished=True, epochs_done=3)
+    rep = done / "reports" / "clean-calib-abc"
+    rep.mkdir(parents=True)
+    (rep / "metrics.json").write_text(json.dumps({"metrics": _metrics(0.25, True)}))
+    old = _fake_run(apply_overrides(cfg, {"model.variant": "bn"}), root, finished=False, epochs_done=1)
+    live = _fake_run(apply_overrides(cfg, {"train.seed": 7}), root, finished=False, epochs_done=2)
+    (root / "summary-lsbn-x").mkdir()  # no run: left out
+    now = time.time()
+    for path, age in ((done, 600), (old, 7200), (live, 1)):
+        for p in [path, *path.rglob("*")]:
+            os.utime(p, (now - age, now - age))
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert [live.name in lines[0], done.name in lines[1], old.name in lines[2]] == [True] * 3
+    assert "no report" in lines[0] and "no report" in lines[2]
+    assert lines[0].split()[:6] == ["lsbn", "s4", "m=4", "seed", "7", "training"] and "2/3 epochs" in lines[0]
+    assert lines[1].split()[5] == "finished" and "3/3 epochs" in lines[1]
+    assert "clean-calib-abc (tau +0.250 no calib, +0.450 calib)" in lines[1]
+    assert lines[2].split()[:6] == ["bn", "s4", "m=4", "seed", "2020", "interrupted"] and "1/3" in lines[2]
+    assert main(["runs", str(done)]) == 0  # one run directory: its line
+    assert capsys.readouterr().out.count("\n") == 1
+    assert main(["runs", str(sandbox / "nowhere")]) == 3
+
+
+# -- item 5: ablation prints its table, the per-seed summaries go to its folder -----------------
+def test_ablation_prints_its_table_not_every_summary(sandbox, capsys, monkeypatch):
+    from functools import partial
+
+    import rankbench.html_report
+    import rankbench.pipeline
+
+    monkeypatch.setattr(rankbench.html_report, "publish_report", lambda *a, **k: None)  # figures: not tested here
+    monkeypatch.setattr(rankbench.html_report, "publish_ablation", lambda *a, **k: None)
+    monkeypatch.setattr(rankbench.pipeline, "ablation", partial(rankbench.pipeline.ablation, n_boot=50))
+    tiny = [*TINY_TRAIN, "--set", "score.calib_batches=1", "--set", "score.calib_batch_size=20",
+            "--set", "score.eval_batch_size=20", "--no-progress"]
+    assert main(["ablation", "--variants", "bn", *tiny]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) < 25, out
+    assert "ranked 15 candidates" not in out and "regret: true accuracy" not in out  # no per-run summary
+    assert any(ln.startswith("bn: 1 seed(s) scored; Kendall tau per subnet") for ln in lines)
+    assert any(ln.startswith("| variant | BN calibration |") for ln in lines)
+    (folder,) = (sandbox / "runs").glob("ablation-*")
+    assert "ranked 15 candidates" in (folder / "summaries.txt").read_text()
+    tex = (folder / "ablation.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "reference: params" in tex

@@ -264,10 +264,13 @@ def test_image_folder_and_zip(tmp_path):
     assert f.kind == "image-folder" and not f.nb101_split
     assert (len(f.train), len(f.valid), len(f.test)) == (40, 10, 20)
     assert f.train.class_counts() == [4] * 10 and f.valid.class_counts() == [1] * 10
-    # exact pixels, class order then file order
+    # exact pixels, classes interleaved (data.order "mixed"), file order within a class
     assert np.array_equal(f.test.images[0].permute(1, 2, 0).numpy(), test["airplane"][0])
-    assert np.array_equal(f.test.images[3].permute(1, 2, 0).numpy(), test["automobile"][1])
-    assert f.test.labels.tolist() == [c for c in range(10) for _ in range(2)]
+    assert np.array_equal(f.test.images[11].permute(1, 2, 0).numpy(), test["automobile"][1])
+    assert f.test.labels.tolist() == [c for _ in range(2) for c in range(10)]
+    src = load_cifar10(root, order="source", progress=False)  # class order then file order
+    assert np.array_equal(src.test.images[3].permute(1, 2, 0).numpy(), test["automobile"][1])
+    assert src.test.labels.tolist() == [c for c in range(10) for _ in range(2)]
     all_train = {hashlib.sha1(a.transpose(2, 0, 1).tobytes()).hexdigest() for v in train.values() for a in v}
     assert set(_image_hashes(f.train)) | set(_image_hashes(f.valid)) == all_train
     z = load_cifar10(_zip_folder(root, tmp_path / "imgs.zip", prefix="cifar10/"), progress=False)
@@ -509,3 +512,56 @@ def test_loader_cuda_matches_cpu():
         for (a, b), (c, d) in zip(cpu, gpu):
             assert c.is_cuda and d.is_cuda
             assert torch.allclose(a, c.cpu(), atol=1e-5) and torch.equal(b, d.cpu())
+
+
+# ---------------------------------------------------------------------------------------------
+# split order: image sources are class-mixed, the official archive keeps its own order
+
+
+def _longest_class_run(labels: torch.Tensor) -> int:
+    y = labels.numpy()
+    changes = np.flatnonzero(np.diff(y) != 0)
+    return int(np.diff(np.concatenate([[-1], changes, [len(y) - 1]])).max())
+
+
+def test_bundled_splits_are_class_mixed(cached_bundled):
+    """A pass over any split in loader order sees every class every few images (the paper
+    protocol calibrates in loader order): no run of more than 3 images of one class."""
+    for name in ("train", "valid", "test"):
+        labels = cached_bundled[name].labels
+        assert _longest_class_run(labels) <= 3, name
+        assert set(labels[:50].tolist()) == set(range(10)), name  # every class in the first 50
+    assert cached_bundled.describe()["order"] == "mixed"
+
+
+def test_bundled_subsets_stay_mixed_and_source_order_is_class_sorted(cached_bundled):
+    sub = load_cifar10("bundled", train_size=400, valid_size=100, test_size=100, progress=False)
+    for name in ("train", "valid", "test"):
+        assert _longest_class_run(sub[name].labels) <= 3, name
+    old = load_cifar10("bundled", order="source", progress=False)
+    assert old.test.labels.tolist() == sorted(old.test.labels.tolist())  # runs made before data.order
+    # the same images, only reordered: the mixed order is a permutation of the source order
+    assert sorted(_image_hashes(old.test)) == sorted(_image_hashes(cached_bundled.test))
+    assert _image_hashes(old.test) != _image_hashes(cached_bundled.test)
+
+
+def test_class_interleaved_is_round_robin_and_stable():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    order = c10.class_interleaved(labels)
+    assert labels[order].tolist() == [0, 1, 2, 0, 1, 2, 0, 2, 2]
+    assert order.tolist() == [0, 3, 5, 1, 4, 6, 2, 7, 8]  # within a class: the given order
+
+
+def test_official_archive_order_unchanged_by_order_setting(tmp_path):
+    batches = _official_batches()
+    tgz = _write_official_tar(tmp_path / "cifar-10-python.tar.gz", batches)
+    for order in ("mixed", "source"):
+        s = load_cifar10(tgz, order=order)
+        assert s.test.labels.tolist() == batches["test_batch"][1]
+        assert s.valid.labels.tolist() == batches["data_batch_5"][1]
+        assert s.describe()["order"] == "official"
+
+
+def test_order_is_validated():
+    with pytest.raises(ValueError, match="mixed"):
+        load_cifar10("bundled", order="sorted", progress=False)

@@ -223,8 +223,10 @@ def test_rank_metrics_keys_and_values() -> None:
         low, high = r[key + "_ci"]
         assert low <= high and r[key + "_ci_n"] <= 100
     assert r["precision_at_10_naslib"] == precision_at_10_naslib(x, y)
-    assert r["truth_resampled"] is False
-    assert not any(key.endswith(("_ci_candidates", "_truth_noise_share")) for key in r)
+    assert r["truth_resampled"] is False and r["truth_noise"].startswith("not given")
+    assert r["resampling_unit"] == "candidate" and r["n_classes"] == 50
+    assert not any(key.endswith(("_ci_fixed_truth", "_truth_noise_share")) for key in r)
+    assert r["kendall_tau_disattenuated"] is None and r["disattenuation"].startswith("none")
     bare = rank_metrics(x, y, ci=False)
     assert not any(key.endswith("_ci") for key in bare)
     assert rank_metrics(x, y, k=0.05, ci=False)["precision_at_5"] == precision_at_k(x, y, 0.05)
@@ -440,116 +442,291 @@ def _noisy_truth(n: int, n_cls: int, n_rep: int, noise: float, seed: int):
     return scores, truth, reps[groups], groups
 
 
+# -- the resampling unit: hash classes ------------------------------------------------------
+#: intervals of the per-candidate bootstrap recorded before classes became the unit (seed 7,
+#: 300 resamples, ``_sample``-like data below): groups=None must reproduce them exactly
+_OLD_PAIRS_BOOTSTRAP = {
+    False: {"kendall_tau": (0.771244517819798, 0.8675009390765193),
+            "spearman": (0.919927021112562, 0.9725635057489554),
+            "pearson": (0.94764335441992, 0.9782486461130274),
+            "precision_at_k": (0.5, 1.0),
+            "top1_regret": (0.0, 0.21956637358996267)},
+    True: {"kendall_tau": (0.28515351176949144, 0.6154537003762053),
+           "spearman": (0.36881842053532904, 0.749882548396087),
+           "pearson": (0.4014735254383769, 0.7384050294010837),
+           "precision_at_k": (0.0, 0.29743990384615365),
+           "worst_rank_at_k": (14.475000000000001, 42.0)},
+}
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_without_groups_each_candidate_is_its_own_class(ties: bool) -> None:
+    """groups=None is the old per-candidate (pairs) bootstrap, draw for draw."""
+    if ties:
+        rng = np.random.default_rng(4)
+        x = rng.integers(0, 6, 50).astype(float)
+        y = np.round(x + rng.normal(0, 2, 50))
+    else:
+        rng = np.random.default_rng(3)
+        x = rng.normal(size=100)
+        y = x + 0.3 * rng.normal(size=100)
+    for name, old in _OLD_PAIRS_BOOTSTRAP[ties].items():
+        new = bootstrap_ci(name, x, y, n_boot=300, seed=7)
+        assert tuple(new) == pytest.approx(old, abs=1e-12), name
+        # and groups that put every candidate in its own class (classes in candidate order) are the same
+        ids = [f"hash{i:04d}" for i in range(x.size)]
+        assert tuple(bootstrap_ci(name, x, y, n_boot=300, seed=7, groups=ids)) == tuple(new)
+    # the draws: candidate indices uniform with replacement, n per resample, from default_rng(seed)
+    idx = np.random.default_rng(7).integers(0, x.size, size=(300, x.size))
+    naive = [stats.kendalltau(x[i], y[i]).statistic for i in idx]
+    assert tuple(bootstrap_ci("kendall_tau", x, y, n_boot=300, seed=7)) == pytest.approx(
+        tuple(np.nanquantile(naive, [0.025, 0.975])), abs=1e-12)
+
+
+def _clustered(n_cls: int, seed: int, copy_noise: float = 0.3):
+    """Classes of 1-14 isomorphic copies sharing one truth; scores = class value + copy noise."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 15, n_cls)
+    g = np.repeat(np.arange(n_cls), sizes)
+    mu = rng.normal(size=n_cls)
+    s = np.round((mu + rng.normal(0, 0.7, n_cls))[g] + rng.normal(0, copy_noise, g.size), 4)
+    return s, mu[g], g
+
+
+def test_a_drawn_class_brings_all_its_candidates() -> None:
+    s, t, g = _clustered(12, 0)
+    index = np.arange(s.size, dtype=float)  # as scores, a resample reveals which candidates it holds
+    seen = []
+    bootstrap_ci(lambda a, b: seen.append(a.astype(int)) or 0.0, index, t, n_boot=40, seed=1, groups=g)
+    sizes = np.bincount(g)
+    for held in seen:
+        mult = np.bincount(held, minlength=s.size)
+        per_class = {c: set(mult[g == c]) for c in np.unique(g)}
+        assert all(len(m) == 1 for m in per_class.values())  # all copies of a class, the same number of times
+        assert sum(m.pop() for m in per_class.values()) == 12  # 12 classes drawn
+        assert held.size == sum(mult[np.flatnonzero(g == c)[0]] * sizes[c] for c in np.unique(g))
+
+
+@pytest.mark.parametrize("reduce", ["mean", "random"])
 @pytest.mark.parametrize("name", ["kendall_tau", "spearman", "pearson"])
-def test_truth_noise_vectorised_equals_loop(name: str) -> None:
-    # the same draws through the all-at-once path and through one metric call per resample
+def test_truth_noise_vectorised_equals_loop(name: str, reduce: str) -> None:
+    """The multiplicity-weighted path equals one metric call per resample (and scipy), for class
+    draws with redrawn truths, per class (mean) or per row (random)."""
     s, t, reps, g = _noisy_truth(80, 12, 3, 0.5, 0)
     fn = METRICS.get(name)
-    fast = bootstrap_ci(name, s, t, n_boot=150, seed=3, truth_repeats=reps, groups=g)
-    slow = bootstrap_ci(lambda a, b: fn(a, b), s, t, n_boot=150, seed=3, truth_repeats=reps, groups=g)
+    kw = dict(n_boot=150, seed=3, truth_repeats=reps, groups=g, truth_reduce=reduce)
+    fast = bootstrap_ci(name, s, t, **kw)
+    slow = bootstrap_ci(lambda a, b: fn(a, b), s, t, **kw)
     assert fast.n_used == slow.n_used == 150
     assert tuple(fast) == pytest.approx(tuple(slow), abs=1e-12)
-    # and against scipy on the literal resamples (recorded through the loop path)
     seen = []
-    bootstrap_ci(lambda a, b: seen.append((a, b)) or 0.0, s, t, n_boot=20, seed=3, truth_repeats=reps, groups=g)
+    bootstrap_ci(lambda a, b: seen.append((a, b)) or 0.0, s, t, **{**kw, "n_boot": 20})
+    cls = M._classes(g, s.size)
+    vals = M._bootstrap_values(fn, s, t, 20, 3, cls, M._truth_noise(reps, cls, reduce), ("drawn",))["drawn"]
     ref = {"kendall_tau": stats.kendalltau, "spearman": stats.spearmanr, "pearson": stats.pearsonr}[name]
-    vals = M._bootstrap_values(fn, s, t, 20, 3, M._truth_noise(reps, g, s.size))
-    # the first 20 calls are the resamples with the truth's noise (then the same without)
-    assert vals == pytest.approx([ref(a, b).statistic for a, b in seen[:20]], abs=1e-12)
+    assert vals == pytest.approx([ref(a, b).statistic for a, b in seen], abs=1e-12)
 
 
-def test_truth_noise_draws_one_mean_per_class() -> None:
-    """Every candidate of a class gets the same drawn truth, a mean of R of its repeats."""
-    s, t, reps, g = _noisy_truth(60, 6, 3, 0.5, 1)
-    index = np.arange(60.0)  # as scores, the resampled scores reveal which candidates were drawn
+@pytest.mark.parametrize("ties", [False, True])
+def test_class_level_kendall_equals_the_weighted_knight(ties: bool) -> None:
+    """Two fast paths of tau-b with multiplicities: per class pair (truth constant in a class)
+    and Knight's algorithm on the candidates; both equal scipy on the expanded sample."""
+    x, _ = _sample(90, ties, 6)
+    rng = np.random.default_rng(6)
+    g = rng.integers(0, 14, 90)
+    classes = M._Classes(M._classes(g, 90))
+    wc = M._class_counts(rng, classes.n_cls, 60).astype(float)
+    w = wc[:, classes.cls]
+    for yc in (np.round(rng.normal(size=(1, classes.n_cls)), 1), np.round(rng.normal(size=(60, classes.n_cls)), 1)):
+        y = yc[:, classes.cls]
+        fast = M._class_kendall(x, yc, wc, classes)
+        knight = M._w_kendall(x, y[0] if yc.shape[0] == 1 else y, w)
+        assert fast == pytest.approx(knight, abs=1e-12, nan_ok=True)
+        for r in range(0, 60, 7):
+            idx = np.repeat(np.arange(90), w[r].astype(int))
+            ref = stats.kendalltau(x[idx], y[min(r, y.shape[0] - 1)][idx]).statistic
+            assert knight[r] == pytest.approx(ref, abs=1e-12, nan_ok=True)
+
+
+def _draws(reps: np.ndarray, reduce: str, rows: int, seed: int = 0) -> np.ndarray:
+    cls = np.zeros(3, dtype=np.intp)  # three candidates of one class
+    noise = M._truth_noise(np.repeat(reps[None, :], 3, axis=0), cls, reduce)
+    return M._draw_truths(np.random.default_rng(seed), noise, rows, cls)
+
+
+@pytest.mark.parametrize("r", [2, 3, 5, 10])
+def test_variance_matched_truth_draws(r: int) -> None:
+    """A drawn class mean varies as a fresh mean of R repeats (s^2 / R, not the plain resample's
+    s^2 (R-1) / R^2) and is centred on the class mean; a drawn single repeat varies as s^2."""
+    reps = np.random.default_rng(r).normal(0.9, 0.01, r)
+    s2 = np.var(reps, ddof=1)
+    mean = _draws(reps, "mean", 200_000)
+    assert (mean == mean[:, :1]).all()  # one draw per class, shared by its candidates
+    assert mean[:, 0].mean() == pytest.approx(reps.mean(), abs=4 * math.sqrt(s2 / r / 200_000))
+    assert np.var(mean[:, 0]) == pytest.approx(s2 / r, rel=0.02)
+    plain = np.random.default_rng(0).choice(reps, size=(200_000, r)).mean(1)  # what it corrects
+    assert np.var(plain) == pytest.approx(s2 * (r - 1) / r**2, rel=0.02)
+    single = _draws(reps, "random", 200_000)
+    assert (single[:, 0] != single[:, 1]).any()  # one draw per row
+    assert np.var(single) == pytest.approx(s2, rel=0.02)
+    # the draws take the shape of the repeats: a mean of R of them, pulled out by sqrt(R/(R-1))
+    k = math.sqrt(r / (r - 1))
+    if r <= 3:
+        means = {round(float(np.mean(c)), 9) for c in itertools.product(reps, repeat=r)}
+        allowed = {round(reps.mean() + k * (m - reps.mean()), 6) for m in means}
+        assert {round(float(v), 6) for v in mean[:2000, 0]} <= allowed
+    # equal repeats (a noise-free truth): every draw is the truth itself
+    assert (_draws(np.full(r, 0.9), "mean", 50) == 0.9).all()
+
+
+def test_one_repeat_is_not_estimable_and_says_so() -> None:
+    s, t, g = _clustered(15, 1)
+    one = t[:, None]
+    r = rank_metrics(s, t, n_boot=100, truth_repeats=one, groups=g)
+    fixed = rank_metrics(s, t, n_boot=100, groups=g)
+    assert r["truth_noise"].startswith("not estimable (1 repeat)") and r["truth_resampled"] is False
+    assert r["truth_classes"] == 15 and r["truth_classes_resampled"] == 0
+    assert r["kendall_tau_ci"] == fixed["kendall_tau_ci"]  # the class bootstrap, truth held fixed
+    assert r["kendall_tau_disattenuated"] is None and "not estimable" in r["disattenuation"]
+    assert not any(k.endswith(("_truth_noise_share", "_ci_fixed_truth")) for k in r)
+    assert fixed["truth_noise"].startswith("not given")
+    # some classes with 2 repeats: those vary, the rest are held fixed, and the result says so
+    two = np.c_[t, np.where(g < 5, t + 0.1, np.nan)]
+    p = rank_metrics(s, t, n_boot=100, truth_repeats=two, groups=g)
+    assert p["truth_noise"].startswith("partly estimable: 10 of 15 classes have 1 repeat")
+    assert p["truth_resampled"] is True and p["truth_classes_resampled"] == 5
+    assert M._noise_status(M._truth_noise(np.c_[t, t + 0.1], M._classes(g, t.size), "random")).startswith(
+        "resampled: each candidate's single repeat")
+
+
+def test_class_bootstrap_is_wider_than_the_subnet_bootstrap_on_clustered_data() -> None:
+    """Copies of a class are not independent: drawing them one by one understates the spread."""
+    s, t, g = _clustered(34, 2)
+    subnet = bootstrap_ci(kendall_tau, s, t, n_boot=400)
+    cls = bootstrap_ci(kendall_tau, s, t, n_boot=400, groups=g)
+    assert (cls.high - cls.low) > 2.0 * (subnet.high - subnet.low)
+    r = rank_metrics(s, t, n_boot=50, groups=g)
+    assert r["resampling_unit"] == "hash class" and r["n_classes"] == 34
+    assert rank_metrics(s, t, n_boot=50)["resampling_unit"] == "candidate"
+
+
+def test_paper_protocol_rows_are_resampled_as_networks() -> None:
+    """The paper protocol's rows: duplicate ordered choices of one network, one random repeat of
+    the truth per row. Classes (networks) are drawn, never rows, and each row redraws its repeat."""
+    rng = np.random.default_rng(5)
+    s, mu, g = _clustered(20, 5)
+    rows = np.repeat(np.arange(s.size), rng.integers(1, 5, s.size))  # 1-4 rows per network
+    reps = np.round(mu[rows][:, None] + rng.normal(0, 0.3, (20, 3))[g[rows]], 4)
+    truth = reps[np.arange(rows.size), rng.integers(0, 3, rows.size)]  # one random repeat per row
+    kw = dict(n_boot=200, truth_repeats=reps, groups=g[rows], truth_reduce="random")
+    r = rank_metrics(s[rows], truth, **kw)
+    assert r["n"] == rows.size and r["n_classes"] == 20 and r["truth_resampled"] is True
+    by_row = bootstrap_ci(kendall_tau, s[rows], truth, n_boot=200)
+    assert r["kendall_tau_ci"][1] - r["kendall_tau_ci"][0] > 2 * (by_row.high - by_row.low)
     seen = []
-    bootstrap_ci(lambda a, b: seen.append((a.astype(int), b)) or 0.0, index, t, n_boot=50, seed=0,
-                 truth_repeats=reps, groups=g)
-    changed = 0
-    for idx, y in seen[:50]:  # then the same draws against the fixed truth
-        for c in np.unique(g[idx]):
-            yc = y[g[idx] == c]
-            assert (yc == yc[0]).all()
-            r = reps[np.flatnonzero(g == c)[0]]
-            r = r[~np.isnan(r)]
-            means = {round(float(np.mean(m)), 9) for m in itertools.product(r, repeat=r.size)}
-            assert round(float(yc[0]), 9) in means
-            changed += yc[0] != t[np.flatnonzero(g == c)[0]]
-    assert changed > 0
+    bootstrap_ci(lambda a, b: seen.append(b) or 0.0, s[rows], truth, **{**kw, "n_boot": 30})
+    assert all(len(np.unique(np.round(b, 9))) > 20 for b in seen)  # rows of one class draw their own repeat
 
 
 def test_truth_noise_interval_against_a_naive_simulation() -> None:
-    """The spread of tau under the scheme, simulated naively with scipy, matches the bootstrap's."""
+    """The two-level bootstrap, simulated naively with scipy: classes with replacement, then each
+    drawn class's mean of a resample of its repeats, scaled by sqrt(R/(R-1)) around its mean."""
     s, t, reps, g = _noisy_truth(60, 8, 2, 0.7, 2)
     rng = np.random.default_rng(123)
     cls = np.unique(g)
-    sims, fixed = [], []
-    for _ in range(1000):
-        idx = rng.integers(0, 60, 60)
-        drawn = {}
+    sims = []
+    for _ in range(1500):
+        drawn = rng.choice(cls, size=cls.size)
+        truth_of = {}
         for c in cls:
             r = reps[np.flatnonzero(g == c)[0]]
-            drawn[c] = np.mean(rng.choice(r, size=r.size, replace=True))
-        sims.append(stats.kendalltau(s[idx], [drawn[c] for c in g[idx]]).statistic)
-        fixed.append(stats.kendalltau(s[idx], t[idx]).statistic)
-    # re-centred on the candidates-only median (a drawn truth is noisier: attenuation)
-    sims, fixed = np.array(sims), np.array(fixed)
-    sims = np.clip(sims - (np.nanmedian(sims) - np.nanmedian(fixed)), min(np.nanmin(sims), np.nanmin(fixed)),
-                   max(np.nanmax(sims), np.nanmax(fixed)))
+            r = r[~np.isnan(r)]
+            k = math.sqrt(r.size / (r.size - 1)) if r.size > 1 else 0.0
+            truth_of[c] = r.mean() + k * (np.mean(rng.choice(r, size=r.size)) - r.mean())
+        idx = np.concatenate([np.flatnonzero(g == c) for c in drawn])
+        sims.append(stats.kendalltau(s[idx], [truth_of[c] for c in g[idx]]).statistic)
     lo, hi = np.nanquantile(sims, [0.025, 0.975])
-    ci = bootstrap_ci(kendall_tau, s, t, n_boot=2000, seed=5, truth_repeats=reps, groups=g)
-    assert ci.low == pytest.approx(lo, abs=0.04) and ci.high == pytest.approx(hi, abs=0.04)
-    cand = bootstrap_ci(kendall_tau, s, t, n_boot=2000, seed=5)
-    assert ci.high - ci.low > 1.1 * (cand.high - cand.low)  # the truth's noise widens it
+    ci = bootstrap_ci(kendall_tau, s, t, n_boot=1500, seed=5, truth_repeats=reps, groups=g)
+    assert ci.low == pytest.approx(lo, abs=0.05) and ci.high == pytest.approx(hi, abs=0.05)
+    fixed = bootstrap_ci(kendall_tau, s, t, n_boot=1500, seed=5, groups=g)
+    assert ci.high - ci.low > 1.05 * (fixed.high - fixed.low)  # the truth's noise widens it
 
 
 def test_rank_metrics_reports_the_truth_noise() -> None:
     s, t, reps, g = _noisy_truth(120, 15, 3, 0.8, 3)
     r = rank_metrics(s, t, n_boot=200, truth_repeats=reps, groups=g)
-    plain = rank_metrics(s, t, n_boot=200)
-    assert r["truth_resampled"] is True and r["truth_classes"] == len(np.unique(g))
+    plain = rank_metrics(s, t, n_boot=200, groups=g)
+    assert r["truth_resampled"] is True and r["truth_classes"] == r["n_classes"] == len(np.unique(g))
     per_class = np.sum(~np.isnan(reps), 1)[np.unique(g, return_index=True)[1]]
     assert r["truth_classes_resampled"] == int((per_class >= 2).sum())
+    assert r["truth_noise"].startswith("resampled: each class's mean of its")
+    assert r["disattenuation"] == M.DISATTENUATION
+    cls = M._classes(g, s.size)
+    noise = M._truth_noise(reps, cls, "mean")
     for key in ("kendall_tau", "spearman", "pearson"):
         assert r[key] == plain[key]
-        assert r[key + "_ci_candidates"] == plain[key + "_ci"]  # the same candidate draws
+        assert r[key + "_ci_fixed_truth"] == plain[key + "_ci"]  # the same class draws
+        v = M._bootstrap_values(METRICS.get(key), s, t, 200, 0, cls, noise, ("drawn", "drawn_again"))
+        assert r[key + "_ci"] == tuple(M._interval(v["drawn"], 0.05))  # plain percentiles, not re-centred
         share = r[key + "_truth_noise_share"]
         assert 0.0 < share <= 1.0
-        full = M._bootstrap_values(METRICS.get(key), s, t, 200, 0, M._truth_noise(reps, g, s.size))
-        cand = M._bootstrap_values(METRICS.get(key), s, t, 200, 0)
-        assert share == pytest.approx(1 - np.var(cand, ddof=1) / np.var(full, ddof=1))
-        assert r[key + "_ci"] != plain[key + "_ci"]
-    assert r["precision_at_10_ci_candidates"] == plain["precision_at_10_ci"]
-    assert 0.0 <= r["worst_rank_at_20_truth_noise_share"] <= 1.0
-    # a truth without noise (one repeat, or equal repeats) changes nothing: share 0
+        both = np.r_[v["drawn"], v["drawn_again"]]
+        assert share == pytest.approx(np.mean((v["drawn"] - v["drawn_again"]) ** 2) / 2 / np.var(both, ddof=1))
+        lo, hi = r[key + "_disattenuated_ci"]
+        assert -1.0 <= lo <= r[key + "_disattenuated"] <= hi <= 1.0
+    assert r["precision_at_10_ci_fixed_truth"] == plain["precision_at_10_ci"]
+    assert "worst_rank_at_20_truth_noise_share" not in r  # a share only for the correlations
+    assert "precision_at_10_disattenuated" not in r  # only the correlations are disattenuated
+    # a truth whose repeats agree (estimable, no noise) changes nothing: share 0, no correction
     same = np.repeat(t[:, None], 3, axis=1)
     r1 = rank_metrics(s, t, n_boot=100, truth_repeats=same, groups=g)
-    assert r1["kendall_tau_ci"] == r1["kendall_tau_ci_candidates"] == rank_metrics(s, t, n_boot=100)["kendall_tau_ci"]
+    no_repeats = rank_metrics(s, t, n_boot=100, groups=g)
+    assert r1["kendall_tau_ci"] == r1["kendall_tau_ci_fixed_truth"] == no_repeats["kendall_tau_ci"]
     assert r1["kendall_tau_truth_noise_share"] == 0.0 and r1["truth_classes_resampled"] == len(np.unique(g))
-    # drop_lowest drops the same rows of the repeats
+    assert r1["kendall_tau_disattenuated"] == r1["kendall_tau"]
+    # drop_lowest drops the same rows of the repeats and of the groups
     d = rank_metrics(s, t, n_boot=50, drop_lowest=10, truth_repeats=reps, groups=g)
     keep = np.sort(np.argsort(s, kind="stable")[10:])
     assert d["kendall_tau_ci"] == rank_metrics(s[keep], t[keep], n_boot=50, truth_repeats=reps[keep],
                                                groups=g[keep])["kendall_tau_ci"]
 
 
-def test_truth_noise_interval_is_recentred_on_the_point_estimate() -> None:
-    """Scores that agree closely with a noisy truth: every drawn truth lowers tau, so the plain
-    percentile interval lies below the point estimate; the re-centred one holds it."""
-    rng = np.random.default_rng(7)
-    mu = rng.normal(size=30)
-    reps = mu[:, None] + rng.normal(0, 0.4, (30, 2))
-    t = np.round(reps.mean(1), 12)
-    s = t + rng.normal(0, 0.05, 30)
-    tau = kendall_tau(s, t)
-    raw = M._interval(M._bootstrap_values(kendall_tau, s, t, 500, 0, M._truth_noise(reps, None, 30)), 0.05)
-    assert raw.high < tau
-    ci = bootstrap_ci(kendall_tau, s, t, n_boot=500, truth_repeats=reps)
-    cand = bootstrap_ci(kendall_tau, s, t, n_boot=500)
-    assert ci.low < tau < ci.high and ci.high - ci.low > cand.high - cand.low
-    assert ci.high - ci.low <= raw.high - raw.low + 1e-12  # the spread is kept (or clipped at the top)
-    # a bounded metric stays in its range: P@K of a near-perfect ranker cannot exceed 1
-    p = bootstrap_ci(precision_at_k, s, t, n_boot=500, truth_repeats=reps)
+def test_truth_noise_share_is_a_variance_decomposition() -> None:
+    """The share equals E[Var(tau* | class draw)] / Var(tau*) measured by brute force: many truth
+    draws for each of many class draws."""
+    s, t, reps, g = _noisy_truth(120, 15, 3, 0.8, 3)
+    share = rank_metrics(s, t, n_boot=500, truth_repeats=reps, groups=g, k=0.1)["kendall_tau_truth_noise_share"]
+    classes = M._Classes(M._classes(g, s.size))
+    noise = M._truth_noise(reps, classes.cls, "mean")
+    rng = np.random.default_rng(9)
+    wc = M._class_counts(rng, classes.n_cls, 200)
+    inner = np.stack([M._eval_resamples(kendall_tau, s, wc, classes, yc=M._draw_class_truths(rng, noise, 200))
+                      for _ in range(25)])  # (truth draws, class draws)
+    assert share == pytest.approx(inner.var(0, ddof=1).mean() / inner.var(ddof=1), abs=0.08)
+
+
+def test_disattenuated_tau_moves_towards_the_noise_free_truth() -> None:
+    """Scores that track the noise-free values closely, a truth of 2 noisy repeats: tau against the
+    measured truth is attenuated; the disattenuated value recovers part of it (first order), and
+    its interval covers the tau against the noise-free values."""
+    errs_raw, errs_dis, covered = [], [], 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        mu = rng.normal(size=40)
+        reps = np.round(mu[:, None] + rng.normal(0, 0.5, (40, 2)), 6)
+        t = np.round(reps.mean(1), 12)
+        s = mu + rng.normal(0, 0.2, 40)
+        target = kendall_tau(s, mu)
+        r = rank_metrics(s, t, n_boot=300, seed=seed, truth_repeats=reps, k=0.1)
+        assert sum(r["kendall_tau_ci"]) / 2 < r["kendall_tau"]  # the plain interval sits low: attenuation
+        errs_raw.append(target - r["kendall_tau"])
+        errs_dis.append(target - r["kendall_tau_disattenuated"])
+        lo, hi = r["kendall_tau_disattenuated_ci"]
+        covered += lo <= target <= hi
+    assert np.mean(errs_raw) > 0.05  # a noisy truth lowers tau
+    assert 0 <= np.mean(errs_dis) < 0.75 * np.mean(errs_raw)  # corrected, not over-corrected
+    assert covered >= 7
+    p = bootstrap_ci(precision_at_k, s, t, n_boot=300, truth_repeats=reps)  # a bounded metric stays in range
     assert 0.0 <= p.low <= p.high <= 1.0
 
 
@@ -568,13 +745,17 @@ def test_truth_noise_input_errors() -> None:
             pytest.skip("class of one")
         bootstrap_ci(kendall_tau, s, t, truth_repeats=bad, groups=g)
     with pytest.raises(ValueError, match="truth_repeats must be"):
-        rank_metrics(s, t, truth_repeats=reps[:-1], groups=g[:-1])
+        rank_metrics(s, t, truth_repeats=reps[:-1], groups=g)
     empty = reps.copy()
     empty[3] = np.nan
     with pytest.raises(ValueError, match="without any truth repeat, at index 3"):
         bootstrap_ci(kendall_tau, s, t, truth_repeats=empty)
     with pytest.raises(ValueError, match="groups must be"):
         bootstrap_ci(kendall_tau, s, t, truth_repeats=reps, groups=g[:5])
+    with pytest.raises(ValueError, match="groups must be"):
+        rank_metrics(s, t, groups=g[:5])
+    with pytest.raises(ValueError, match="truth_reduce must be"):
+        bootstrap_ci(kendall_tau, s, t, truth_repeats=reps, groups=g, truth_reduce="median")
 
 
 def test_truth_noise_bootstrap_is_fast() -> None:
@@ -583,7 +764,8 @@ def test_truth_noise_bootstrap_is_fast() -> None:
     t0 = time.perf_counter()
     for name in ("kendall_tau", "spearman"):
         bootstrap_ci(name, s, t, n_boot=1000, truth_repeats=reps, groups=g)
-    assert time.perf_counter() - t0 < 8.0  # ~0.5 s on one idle core; a per-resample loop takes minutes
+        bootstrap_ci(name, s, reps[:, 0], n_boot=1000, truth_repeats=reps, groups=g, truth_reduce="random")
+    assert time.perf_counter() - t0 < 8.0  # ~1.5 s on one idle core; a per-resample loop takes minutes
 
 
 # -- paired differences --------------------------------------------------------------------
@@ -651,6 +833,30 @@ def test_paired_difference_errors_and_no_repeats() -> None:
         paired_difference(a, [b[0], b[1][:-1]], None, None, truth=t)
 
 
+def test_paired_difference_draws_classes_once_for_both_arms() -> None:
+    """Seeds, then hash classes (one draw for both arms and every seed), then the truth: on
+    clustered data the class draw widens the interval over the per-candidate one, and arms
+    that differ only by a constant per class cancel in every replicate."""
+    s, t, g = _clustered(34, 7)
+    rng = np.random.default_rng(8)
+    cls_err = lambda: rng.normal(0, 0.8, 34)[g]  # a supernet's error is shared by a class's copies
+    a = [t + cls_err() + rng.normal(0, 0.1, t.size) for _ in range(3)]
+    b = [t + cls_err() + rng.normal(0, 0.1, t.size) for _ in range(3)]
+    reps = np.c_[t, t + 0.01 * (g % 3)]
+    by_class = paired_difference(a, b, reps, g, n_boot=300)
+    by_row = paired_difference(a, b, None, None, truth=t, n_boot=300)
+    assert by_class["difference"] == pytest.approx(by_row["difference"], abs=0.01)  # the truth's mean differs a little
+    assert (by_class["ci"][1] - by_class["ci"][0]) > 1.3 * (by_row["ci"][1] - by_row["ci"][0])
+    assert (by_class["n_classes"], by_row["n_classes"], by_class["n"]) == (34, t.size, t.size)
+    assert by_class["truth_resampled"] is True and by_class["truth_noise"].startswith("resampled")
+    assert by_row["truth_noise"].startswith("not given")
+    one = paired_difference(a, b, t[:, None], g, n_boot=50)  # 1 repeat: held fixed, said so
+    assert one["truth_resampled"] is False and one["truth_noise"].startswith("not estimable (1 repeat)")
+    # random-repeat truth (paper protocol): redrawn per row
+    rr = paired_difference(a, b, reps, g, truth=reps[:, 0], n_boot=50, truth_reduce="random")
+    assert rr["truth_resampled"] is True and rr["truth_noise"].startswith("resampled: each candidate's")
+
+
 # -- split-half reliability ----------------------------------------------------------------
 def test_split_half_with_two_seeds_is_the_seed_vs_seed_tau() -> None:
     rng = np.random.default_rng(0)
@@ -708,3 +914,26 @@ def test_split_half_random_splits_and_errors() -> None:
         split_half_reliability(reps[:, :1])
     with pytest.raises(ValueError, match="target"):
         split_half_reliability(reps, target=1.0)
+
+
+def test_split_half_needs_enough_classes_and_says_when_it_cannot() -> None:
+    rng = np.random.default_rng(2)
+    mu = rng.normal(size=30)
+    reps = mu[:, None] + rng.normal(0, 0.3, (30, 3))
+    assert M.MIN_RELIABILITY_CLASSES == 10
+    assert split_half_reliability(reps[:10])["estimable"] is True
+    for n in (1, 3, 9):
+        r = split_half_reliability(reps[:n])
+        assert r["estimable"] is False and r["status"] == f"not estimable ({n} classes with all 3 repeats; needs >= 10)"
+        assert all(r[k] is None for k in ("reliability", "estimated_tau", "split_half_tau", "seeds_needed"))
+        assert (r["n_classes"], r["n_seeds"], r["projected_tau"]) == (n, 3, {})
+    assert split_half_reliability(reps[:5], min_classes=5)["estimable"] is True
+    # the run summary prints "not estimable" and claims nothing about what a ranker can reach
+    from rankbench.pipeline import _reliability_line
+
+    line = _reliability_line({"reliability": split_half_reliability(reps[:3]),
+                              "repeats_per_class": {"1": 31, "3": 3}})
+    assert "not estimable (3 classes" in line and "no ranker" not in line and "1.000" not in line
+    assert "31 of 34 classes have a single repeat" in line
+    ok = _reliability_line({"reliability": split_half_reliability(reps), "repeats_per_class": {"3": 30}})
+    assert "no ranker can be expected" in ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rankbench.cli import main
@@ -146,9 +147,11 @@ def test_query_invalid_input_exit_2(store, capsys, argv, words):
     assert words in capsys.readouterr().err
 
 
-def test_query_missing_store_exit_3(tmp_path, capsys):
-    assert main(["data", "query", "--hash", "0" * 32, "--store", str(tmp_path / "none.h5")]) == 3
-    assert "rankbench data import nasbench_only108.tfrecord" in capsys.readouterr().err
+def test_missing_store_is_a_bad_argument_exit_2(tmp_path, capsys):
+    # 3 means "the store lacks the cell"; a --store that does not exist is a wrong argument
+    for cmd in (["query", "--hash", "0" * 32], ["info"], ["fill-specs"]):
+        assert main(["data", *cmd, "--store", str(tmp_path / "none.h5")]) == 2
+        assert "rankbench data import nasbench_only108.tfrecord" in capsys.readouterr().err
 
 
 def test_info(store, capsys, monkeypatch, tmp_path):
@@ -171,3 +174,116 @@ def test_query_sample_cell(capsys, monkeypatch, tmp_path):
     assert doc["store"]["is_sample"] is True and doc["num_repeats"] == 1
     assert doc["metrics"]["final_validation_accuracy"] == {"repeats": [0.9304887652397156],
                                                           "mean": 0.9304887652397156}
+
+
+# -- issue 21: replacing a store, short files, query fixes ----------------------------------------
+def _first_records(tmp_path: Path, n: int) -> Path:
+    """The fixture cut after its first ``n`` records: a file cut at a record boundary."""
+    from rankbench.nb101.tfrecord import read_records
+
+    offsets = [off for _, off, _ in read_records(TFRECORD)]
+    path = tmp_path / "trunc.tfrecord"
+    path.write_bytes(TFRECORD.read_bytes()[:offsets[n]])
+    return path
+
+
+def test_import_refuses_to_replace_a_store_without_force(tmp_path, capsys, store):
+    import shutil
+
+    existing = tmp_path / "existing.h5"
+    shutil.copy(store, existing)
+    before = existing.read_bytes()
+    trunc = _first_records(tmp_path, 60)
+    assert main(["data", "import", str(trunc), "--out", str(existing), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{existing} already holds an NB101 store (30 cells, 90 records, from nb101_30.tfrecord)" in err
+    assert "add --force to replace it, or give another --out" in err
+    assert existing.read_bytes() == before
+    # asked for: replaced, and the cut file is called out (records are repeat-major: 2 of 3 each)
+    assert main(["data", "import", str(trunc), "--out", str(existing), "--quiet", "--force"]) == 0
+    out, err = capsys.readouterr()
+    assert "30 cells, 60 records" in out
+    assert "WARNING: fewer than 3 records per cell: 30 of 30 cells at 108 epochs" in err
+    assert "the file is incomplete" in err
+
+
+def test_short_file_warns_and_full_file_does_not(tmp_path, capsys):
+    assert main(["data", "import", str(_first_records(tmp_path, 61)), "--out", str(tmp_path / "a.h5"),
+                 "--quiet"]) == 0
+    assert "WARNING: fewer than 3 records per cell: 29 of 30 cells at 108 epochs" in capsys.readouterr().err
+    assert main(["data", "import", str(TFRECORD), "--out", str(tmp_path / "b.h5"), "--quiet"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_query_accepts_short_op_names(store, expected, capsys):
+    h, cell = next(iter(expected.items()))
+    short = ",".join(o.replace("-bn-relu", "") for o in cell["ops"])
+    assert "conv3x3," in short or "conv1x1," in short
+    assert main(["data", "query", "--adjacency", cell["adjacency"], "--ops", short, "--store", str(store),
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["hash"] == h and doc["spec"]["ops"] == cell["ops"] and doc["pruned"] is None
+    assert main(["data", "query", "--adjacency", "0100", "--ops", "input,conv5x5", "--store", str(store)]) == 2
+    assert "(or conv3x3, conv1x1, maxpool3x3)" in capsys.readouterr().err
+
+
+def test_query_says_what_pruning_removed(store, capsys):
+    # input -> conv3x3 -> output, and a max-pool (vertex 2) fed by the input that feeds nothing
+    argv = ["data", "query", "--adjacency", "0110000100000000", "--ops", "input,conv3x3,maxpool3x3,output",
+            "--store", str(store)]
+    assert main(argv) == 3  # a real NB101 cell, not in the 30-cell store
+    out, err = capsys.readouterr()
+    assert ("pruned: vertex 2 of the given spec is on no input -> output path and removed, as NB101 does; "
+            "the cell is adjacency 010001000 ops input,conv3x3-bn-relu,output") in out
+    assert "not in this store" in err
+    assert main(argv + ["--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["pruned"] == {"removed_vertices": [2], "adjacency": "010001000",
+                             "ops": ["input", "conv3x3-bn-relu", "output"]}
+
+
+def test_query_prints_the_spec_of_any_nb101_hash(store, capsys):
+    from rankbench.nb101.spec import ModelSpec, matrix_from_string
+
+    cell = json.loads((ASSETS / "nb101_1k_specs.json").read_text())["cells"][7]  # not in the 30-cell store
+    want = ModelSpec(matrix_from_string(cell["adjacency"]), [int(o) for o in cell["ops"]])
+    assert main(["data", "query", "--hash", cell["key"], "--store", str(store), "--json"]) == 3
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["in_store"] is False and doc["spec_source"] == "catalogue" and doc["metrics"] == {}
+    assert doc["spec"] == {"adjacency": want.adjacency_string, "ops": list(want.ops)}
+    assert f"cell {cell['key']} is not in this store ({store}, 30 cells" in err
+    assert main(["data", "query", "--hash", cell["key"], "--store", str(store)]) == 3
+    assert "(from the NB101 catalogue: NB101's numbering)" in capsys.readouterr().out
+    typo = cell["key"][:31] + ("0" if cell["key"][31] != "0" else "1")
+    assert main(["data", "query", "--hash", typo, "--store", str(store)]) == 3
+    assert "no NAS-Bench-101 cell has this hash either" in capsys.readouterr().err
+
+
+def test_fill_specs_cli(tmp_path, capsys, monkeypatch, store):
+    import h5py
+
+    from rankbench import nb101
+    from rankbench.nb101.store import StoreWriter
+
+    monkeypatch.delenv("RANKBENCH_DATA", raising=False)
+    assert main(["data", "fill-specs"]) == 0  # the bundled sample: nothing to do
+    assert "already has its spec; nothing written" in capsys.readouterr().out
+    with nb101.open(store) as st:  # the 30 cells' metrics, without their specs
+        hashes, acc = st.hashes(), st.query_many(st.hashes(), reduce="all")
+        specs = {h: st.spec(h).adjacency_string for h in hashes}
+    bare = tmp_path / "bare.h5"
+    with h5py.File(bare, "w") as f:
+        w = StoreWriter(f)
+        w.write_cells(np.array(hashes, "S32"), np.full(len(hashes), -1))
+        w.write_epoch(108, np.full(len(hashes), 3), {"final_validation_accuracy": acc})
+        w.finish(is_sample=False)
+    other = tmp_path / "other.h5"
+    other.write_text("mine")
+    assert main(["data", "fill-specs", "--store", str(bare), "--out", str(other), "--quiet"]) == 2
+    assert "add --force" in capsys.readouterr().err and other.read_text() == "mine"
+    assert main(["data", "fill-specs", "--store", str(bare), "--quiet"]) == 0  # in place
+    assert "30 specs filled in from the NB101 catalogue" in capsys.readouterr().out
+    with nb101.open(bare) as st:
+        assert {h: st.spec(h).adjacency_string for h in st.hashes()} == specs
+        np.testing.assert_array_equal(st.query_many(hashes, reduce="all"), acc)

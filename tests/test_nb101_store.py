@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rankbench.nb101 as nb
-from rankbench.nb101.importer import NotNB101Error, import_tfrecord, resolve_destination
+from rankbench.nb101.importer import NotNB101Error, StoreExistsError, import_tfrecord, resolve_destination
 from rankbench.nb101.metrics_proto import (
     EvaluationData,
     ModelMetrics,
@@ -206,6 +206,16 @@ def test_truncated_file_is_an_error(tmp_path, cut):
     _import_fails(tmp_path, full[:end], f"record 89, byte offset {offs[-1]}: truncated")
 
 
+def test_truncated_record_message_counts_the_crc(tmp_path):
+    offs = _offsets()
+    full = TFRECORD.read_bytes()
+    # record 89 is whole but for the last byte of its data CRC: length + 3 bytes after its header
+    last = len(full) - offs[-1] - 16
+    _import_fails(tmp_path, full[:-1], rf"record 89, byte offset {offs[-1]}: truncated record: its header "
+                                        rf"announces {last} data bytes and a 4-byte CRC \({last + 4} bytes\), only "
+                                        rf"{last + 3} bytes are left")
+
+
 def test_existing_store_survives_a_failed_import(tmp_path, store_path):
     out = tmp_path / "nb101.h5"
     shutil.copy(store_path, out)
@@ -213,7 +223,7 @@ def test_existing_store_survives_a_failed_import(tmp_path, store_path):
     bad = tmp_path / "bad.tfrecord"
     bad.write_bytes(TFRECORD.read_bytes()[:-1])
     with pytest.raises(nb.CorruptRecordError):
-        import_tfrecord(bad, out, progress=False)
+        import_tfrecord(bad, out, progress=False, force=True)
     assert out.read_bytes() == before and _leftovers(tmp_path) == ["bad.tfrecord", "nb101.h5"]
 
 
@@ -328,7 +338,12 @@ def test_destination_refuses_what_it_would_clobber(tmp_path, store_path):
         resolve_destination(tmp_path / "file" / "nb101.h5")
     with pytest.raises(ValueError, match="ending in .h5"):
         resolve_destination(tmp_path / "store")
-    assert resolve_destination(store_path) == store_path  # a store is replaced (atomically)
+    with pytest.raises(StoreExistsError, match=r"already holds an NB101 store \(30 cells, 90 records, from "
+                                               r"nb101_30.tfrecord\); refusing to replace it: add --force"):
+        resolve_destination(store_path)
+    assert resolve_destination(store_path, force=True) == store_path  # replaced atomically, when asked
+    with pytest.raises(ValueError, match="not a rankbench NB101 store; refusing to overwrite"):
+        resolve_destination(other, force=True)  # --force never replaces anything but a store
     assert other.read_text() == "my notes"
 
 
@@ -410,7 +425,7 @@ def test_bundled_sample(expected):
         info = s.info()
         assert s.is_sample and info["num_cells"] == 30031 and info["epochs"] == [4, 12, 36, 108]
         assert info["repeats_per_cell"][108] == {1: 30001, 3: 30}
-        assert info["cells_with_spec"] == 1030
+        assert info["cells_with_spec"] == 30031  # 1,030 from the sources, the rest from the catalogue
         # the 30 full cells carry the same values as the fixture made from the same pkl
         for h, cell in expected.items():
             got = s.query(h, metric="test_accuracy", reduce="all")
@@ -422,7 +437,4 @@ def test_bundled_sample(expected):
         assert s.params(h) == 8555530 and s.spec(h).hash == h
         with pytest.raises(nb.MissingDataError, match="test_accuracy"):
             s.query(h, metric="test_accuracy")
-        no_spec = next(x for x in s.hashes()[:2000] if not s.has_spec(x))
-        with pytest.raises(nb.MissingDataError, match="spec"):
-            s.spec(no_spec)
-        assert len(s.hashes(with_spec=True)) == 1030
+        assert s.hashes(with_spec=True) == s.hashes()

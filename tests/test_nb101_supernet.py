@@ -125,16 +125,32 @@ def test_names_round_trip_and_errors_say_what_is_wrong(space, archs):
 def test_candidates_are_the_store_cells_with_a_spec(space, archs):
     cands = space.candidates()
     store = nb101.open()
-    assert [a.hash for a in cands] == store.hashes(with_spec=True)
-    assert set(cands) == {a for _, a in archs}
+    assert len(cands) == 30_031 and [a.hash for a in cands] == store.hashes(with_spec=True) == store.hashes()
+    assert set(cands) >= {a for _, a in archs}
     some = space.candidates(100, seed=3)
     assert len(set(some)) == 100 and set(some) <= set(cands)
     assert [a.hash for a in some] == sorted(a.hash for a in some)  # hash order kept
     assert some == space.candidates(100, seed=3) != space.candidates(100, seed=4)
-    assert space.candidates(5000) == cands
+    assert space.candidates(40_000) == cands
     assert create_space("nb101", store=store.path).candidates(10, seed=1) == space.candidates(10, seed=1)
+    for a in random.Random(0).sample(cands, 25):  # the hash a candidate carries is its spec's
+        assert ModelSpec(a.spec.matrix, a.spec.ops).hash == a.hash
     assert space.tag == "nb101" and space.settings() == {}
     assert list(space.hash_classes()) == [a.hash for a in cands]
+
+
+def test_candidates_come_from_the_store_truth_store_names(tmp_path):
+    from rankbench.config import apply_overrides, load_preset
+    from rankbench.nb101.importer import import_tfrecord
+    from rankbench.spaces import space_from_config
+
+    store = import_tfrecord(ASSETS / "nb101_30.tfrecord", tmp_path / "s.h5", progress=False).path
+    cfg = apply_overrides(load_preset("nb101-quick"), {"truth.store": str(store), "score.candidates": 0})
+    space = space_from_config(cfg)
+    with nb101.open(store) as st:
+        assert [a.hash for a in space.candidates()] == st.hashes() and len(st.hashes()) == 30
+    default = space_from_config(load_preset("nb101-quick"))  # truth.store = "": nb101.open()'s choice
+    assert len(default.candidates()) == 30_031
 
 
 def test_describe_columns(space, archs):

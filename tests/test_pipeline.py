@@ -3,6 +3,7 @@ that the test measures itself (m = 2: 15 subnets in 9 hash classes)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -194,3 +195,35 @@ def test_reliability_line_says_where_the_estimate_comes_from():
                               "repeats_per_class": {"4": 34}})
     assert "4 repeats per class" in line and "single" not in line
     assert _reliability_line({"repeats_per_class": {"1": 5}}) is None
+
+
+def test_run_on_another_platform_is_refused_then_allowed_and_recorded(truth_csv, tmp_path, monkeypatch):
+    """A finished run made on another compute platform (here: its recorded platform edited) is
+    not reused silently: exit 2 naming the field; --allow-other-platform reuses it and the
+    report records that it did, with the digest of the weights it scored."""
+    from rankbench.numerics import ALLOW_ENV, platform_key
+
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    cfg = _cfg(truth_csv)
+    (res,), _ = run(cfg, calibrate=False, runs_root=tmp_path, progress=False, n_boot=20, echo=None)
+    m = json.loads((res.report_dir / "metrics.json").read_text())
+    assert len(m["weights_digest"]) == 12 and m["platform"]["key"] and m["platform_notes"] == []
+    done_path = res.run_dir / "train_done.json"
+    done = json.loads(done_path.read_text())
+    assert done["weights_digest"] == m["weights_digest"]
+    assert json.loads((res.run_dir / "versions.json").read_text())["compute_platform"]["key"] == m["platform"]["key"]
+    other = {**done["platform"], "cpu_model": "Another CPU", "aten_capability": "AVX512"}
+    other["key"] = platform_key(other)
+    done_path.write_text(json.dumps({**done, "platform": other}))
+    args = ["--runs-root", str(tmp_path), "--variant", "lsbn", "--no-progress", "--set", f"truth.source={truth_csv}"]
+    args += [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
+    assert main(["run", *args]) == 2
+    with pytest.raises(Exception, match="another compute platform.*cpu_model"):
+        run(cfg, calibrate=False, runs_root=tmp_path, progress=False, n_boot=20, echo=None)
+    try:
+        assert main(["--allow-other-platform", "run", *args]) == 0
+    finally:
+        os.environ.pop(ALLOW_ENV, None)  # the flag sets it for the process
+    m2 = json.loads((res.report_dir / "metrics.json").read_text())
+    assert m2["weights_digest"] == m["weights_digest"]
+    assert any("reused anyway" in n for n in m2["platform_notes"])

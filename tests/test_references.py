@@ -17,10 +17,15 @@ def store():
         yield s
 
 
-def test_params_equal_nb101_trainable_parameters_for_every_bundled_cell(store):
+def test_params_equal_nb101_trainable_parameters_for_bundled_cells(store):
+    """Every bundled cell has a spec (from the catalogue); the closed form matches NB101's count
+    on a seeded sample of 2,000 of them here (all 30,031: the slow catalogue test)."""
+    import random
+
     hashes = store.hashes(with_spec=True)
-    assert len(hashes) == 1030
-    bad = [h for h in hashes if network_cost(store.spec(h).matrix, store.spec(h).ops)[0] != store.params(h)]
+    assert len(hashes) == 30031
+    sample = random.Random(0).sample(sorted(hashes), 2000)
+    bad = [h for h in sample if network_cost(store.spec(h).matrix, store.spec(h).ops)[0] != store.params(h)]
     assert not bad, f"{len(bad)} cells differ, e.g. {bad[:3]}"
 
 

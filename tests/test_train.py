@@ -368,15 +368,20 @@ def test_training_fingerprint_holds_only_what_takes_effect():
     assert cfg.training_fingerprint() == fp  # train.device = "cpu"
     # no effect on a CPU training: amp (bf16 autocast is CUDA only), and what never changes weights
     for key, value in {"train.amp": not cfg.train.amp, "train.checkpoint_interval_s": 1.5,
-                       "train.tensorboard": True, "train.checkpoint_every": 3, "train.num_threads": 2,
+                       "train.tensorboard": True, "train.checkpoint_every": 3,
                        "train.device": "auto"}.items():
         assert tiny_cfg(**{key: value}).training_fingerprint("cpu") == fp, key
+    # threads (the order of CPU reductions) and portable dispatch change CPU weights (measured)
     for key, value in {"train.compile": True, "train.channels_last": False, "train.lr": 0.1,
-                       "train.sampling": "per_cell", "model.width": 8}.items():
+                       "train.sampling": "per_cell", "model.width": 8, "train.num_threads": 2,
+                       "train.portable": not cfg.train.portable, "data.order": "source"}.items():
         assert tiny_cfg(**{key: value}).training_fingerprint("cpu") != fp, key
     # on CUDA amp takes effect
     assert tiny_cfg(**{"train.amp": False}).training_fingerprint("cuda") != cfg.training_fingerprint("cuda")
     assert tiny_cfg(**{"train.tensorboard": True}).training_fingerprint("cuda") == cfg.training_fingerprint("cuda")
+    # ... and on CUDA threads and portable do not
+    for key, value in {"train.num_threads": 2, "train.portable": not cfg.train.portable}.items():
+        assert tiny_cfg(**{key: value}).training_fingerprint("cuda") == cfg.training_fingerprint("cuda"), key
 
 
 def test_config_does_not_import_torch():

@@ -246,14 +246,25 @@ def test_measured_truth_reliability(tmp_path):
 
 def test_reliability_of_a_measurement_in_progress_keeps_the_most_values(tmp_path):
     rng = np.random.default_rng(1)
-    mu = rng.random(10)
-    rows = [(f"{i:032x}", s, float(np.round(mu[i] + rng.normal(0, 0.05), 3))) for s in (1, 2, 3, 4) for i in range(10)]
-    # one class lacks seed 4: 9 classes x 4 seeds (36 values) beat 10 classes x 3 seeds (30)
+    mu = rng.random(20)
+    rows = [(f"{i:032x}", s, float(np.round(mu[i] + rng.normal(0, 0.05), 3))) for s in (1, 2, 3, 4) for i in range(20)]
+    # one class lacks seed 4: 19 classes x 4 seeds (76 values) beat 20 classes x 3 seeds (60)
     t = load_truth_csv(_measured_csv(tmp_path / "a.csv", rows[:-1]))
-    assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (9, [1, 2, 3, 4])
-    # half the classes lack seeds 3 and 4: 10 classes x 2 seeds (20) beat 5 x 4 (20) on classes
-    t = load_truth_csv(_measured_csv(tmp_path / "b.csv", [r for r in rows if r[1] <= 2 or int(r[0], 16) < 5]))
-    assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (10, [1, 2])
+    assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (19, [1, 2, 3, 4])
+    # half the classes lack seeds 3 and 4: 20 classes x 2 seeds (40) beat 10 x 4 (40) on classes
+    t = load_truth_csv(_measured_csv(tmp_path / "b.csv", [r for r in rows if r[1] <= 2 or int(r[0], 16) < 10]))
+    assert (t.reliability()["n_classes"], t.reliability()["seeds"]) == (20, [1, 2])
+    # an option with too few classes to estimate from loses to one with enough, however many values:
+    # 10 classes, one lacks seed 4: 9 x 4 (36, not estimable) < 10 x 3 (30)
+    ten = [r for r in rows if int(r[0], 16) < 10]
+    t = load_truth_csv(_measured_csv(tmp_path / "c.csv", ten[:-1]))
+    rel = t.reliability()
+    assert (rel["n_classes"], rel["seeds"], rel["estimable"]) == (10, [1, 2, 3], True)
+    # 3 classes with all repeats: not estimable, and no number pretends otherwise
+    t = load_truth_csv(_measured_csv(tmp_path / "d.csv", [r for r in rows if int(r[0], 16) < 3]))
+    rel = t.reliability()
+    assert rel["estimable"] is False and rel["status"].startswith("not estimable (3 classes")
+    assert rel["reliability"] is None and rel["estimated_tau"] is None and t.describe()["reliability"] == rel
 
 
 def test_measured_truth_fingerprint_ignores_fields_that_cannot_change_weights():
@@ -267,9 +278,16 @@ def test_measured_truth_fingerprint_ignores_fields_that_cannot_change_weights():
 
     cfg = load_preset("quick")
     base = _measure_fingerprint(cfg)
-    changes = {"device": "cpu", "checkpoint_every": 3, "checkpoint_interval_s": 1.0, "num_threads": 2,
-               "tensorboard": True}
+    changes = {"device": "cpu", "checkpoint_every": 3, "checkpoint_interval_s": 1.0, "tensorboard": True}
     assert set(changes) == set(_NOT_TRAINING)
+    changes.update(num_threads=2, portable=not cfg.train.portable)  # a seed's random stream, no more
     for k, v in changes.items():
         assert _measure_fingerprint(replace(cfg, train=replace(cfg.train, **{k: v}))) == base, k
+    assert _measure_fingerprint(replace(cfg, data=replace(cfg.data, order="source"))) == base
+    # the bundled truth (measured before data.order and portable existed) stays extendable
+    import json
+
+    from rankbench._paths import bundled_file
+
+    assert base == json.loads(bundled_file("truth-quick.json").read_text())["config_fingerprint"]
     assert _measure_fingerprint(replace(cfg, train=replace(cfg.train, lr=0.01))) != base

@@ -12,6 +12,9 @@ Inputs (NAS-Bench-101 release, Apache-2.0, google-research/nasbench, as republis
 
 Cells are merged by hash (the sources overlap only where the 1k file repeats the 20k); values
 that two sources both give must agree, and every spec's recomputed hash must equal its key.
+The 29,001 cells whose source gives no spec take theirs from the NB101 catalogue
+(data/nb101-catalogue.npz, built by build_nb101_catalogue.py from rankbench's enumeration; NB101's
+own numbering): each one's hash is recomputed and must equal its key. No value is changed.
 
     python data/scripts/build_nb101_sample.py [--source ../shared/data/nb101] [--out data/nb101-sample.h5]
 """
@@ -26,6 +29,7 @@ import h5py
 import numpy as np
 
 from rankbench._io import atomic_path
+from rankbench.nb101.catalogue import open_catalogue
 from rankbench.nb101.spec import MAX_VERTICES, OP_CODES, ModelSpec
 from rankbench.nb101.store import PAD_OP, StoreWriter
 
@@ -112,6 +116,20 @@ def collect(source: Path) -> dict[str, Cell]:
     return cells
 
 
+def fill_from_catalogue(cells: dict[str, Cell]) -> int:
+    """Give every cell without a spec its spec from the NB101 catalogue (hash-checked)."""
+    missing = sorted(h for h, c in cells.items() if c.spec is None)
+    found, nv, adj, ops = open_catalogue().lookup(missing, progress=True)
+    if not found.all():
+        raise SystemExit(f"{int((~found).sum())} cells are not in the NB101 catalogue, e.g. "
+                         f"{missing[int(np.flatnonzero(~found)[0])]}")
+    for i, h in enumerate(missing):
+        k = int(nv[i])
+        cells[h].spec = (k, adj[i, :k, :k].astype(np.uint8), [int(o) for o in ops[i, :k]])
+    print(f"nb101-catalogue.npz: specs for {len(missing)} cells")
+    return len(missing)
+
+
 def write(cells: dict[str, Cell], out: Path) -> None:
     hashes = sorted(cells)
     n = len(hashes)
@@ -144,13 +162,16 @@ def write(cells: dict[str, Cell], out: Path) -> None:
                 is_sample=True,
                 reproducible=True,
                 source=", ".join(VIS + (SPECS, PKL)),
+                spec_sources="1030 cells: the source files; 29001 cells: data/nb101-catalogue.npz",
                 description=(
                     "rankbench's bundled NAS-Bench-101 sample: 30,031 real cells. 30,001 (the vis "
                     "20k+10k files) hold ONE unknown repeat of final validation accuracy at 4/12/36/108 "
-                    "epochs and of final training time at 108; 1,030 hold their spec; 30 (NASLib) hold "
-                    "3 repeats of halfway/final train/validation/test accuracy and training time at "
-                    "108. Built by data/scripts/build_nb101_sample.py. Not enough for S4 ground "
-                    "truth: import nasbench_only108.tfrecord for that."),
+                    "epochs and of final training time at 108; 30 (NASLib) hold 3 repeats of "
+                    "halfway/final train/validation/test accuracy and training time at 108. Every cell "
+                    "holds its spec: 1,030 from the source files, 29,001 from rankbench's NB101 "
+                    "catalogue (data/nb101-catalogue.npz, NB101's numbering, hash-checked). Built by "
+                    "data/scripts/build_nb101_sample.py. Not enough for S4 ground truth: import "
+                    "nasbench_only108.tfrecord for that."),
                 license="Apache-2.0 (NAS-Bench-101 data, google-research/nasbench)",
                 made_by="data/scripts/build_nb101_sample.py",
             )
@@ -163,6 +184,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "data" / "nb101-sample.h5")
     args = ap.parse_args()
     cells = collect(args.source)
+    fill_from_catalogue(cells)
     write(cells, args.out)
     print(f"wrote {len(cells)} cells to {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 

@@ -16,7 +16,7 @@ DEFAULT_PRESET = "quick"
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    """--preset, --space, --m, --device, --set, --no-progress and --dry-run."""
+    """--preset, --space, --m, --device, --threads, --set, --no-progress and --dry-run."""
     p.add_argument("--preset", default=None,
                    help=f"preset name or .toml path (rankbench list presets); default {DEFAULT_PRESET} "
                         f"(with --space X: X-{DEFAULT_PRESET} where such a preset exists, e.g. "
@@ -25,12 +25,16 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--m", type=int, help="S4: maximum number of active paths, 1..4 (space.m); default: the "
                                          "preset's")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (train.num_threads; 0 = torch's default). On CPU it changes the "
+                        "order of reductions, so it is part of the training fingerprint")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override any config field, e.g. --set score.eval_size=500 (repeatable; applied last)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the fully resolved config (TOML, usable as --preset) and where the results "
-                        "would go; create nothing, run nothing (the device is not checked)")
+                   help="print the fully resolved config (TOML, usable as --preset), where the results would "
+                        "go, whether a run there would be reused, and the truth it would use; create nothing, "
+                        "run nothing (the device is not checked; the folders to write are)")
 
 
 def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
@@ -57,7 +61,7 @@ def config_from_args(args: argparse.Namespace, named: dict[str, Any]):
     from rankbench.config import ConfigError, apply_overrides, load_preset, validate_config
 
     named = {**named, "space.name": getattr(args, "space", None), "space.m": getattr(args, "m", None),
-             "train.device": args.device,
+             "train.device": args.device, "train.num_threads": getattr(args, "threads", None),
              "train.tensorboard": True if getattr(args, "tensorboard", False) else None}
     try:
         if args.preset is None:
@@ -101,11 +105,15 @@ def _toml_value(v: Any) -> str:
 
 
 def print_dry_run(cfg, where: list[tuple[str, object]]) -> int:
-    """Print the resolved config and ``where`` (label, path) as TOML comments; create nothing."""
+    """Print the resolved config and ``where`` (label, text) as TOML comments (a multi-line text
+    continues on indented comment lines); create nothing."""
     from rankbench.cli import EXIT_OK
 
     print("# dry run: nothing was created or run")
-    for label, path in where:
-        print(f"# {label}: {path}")
+    for label, text in where:
+        first, *rest = str(text).splitlines() or [""]
+        print(f"# {label}: {first}")
+        for line in rest:
+            print(f"#   {line}")
     print(config_toml(cfg))
     return EXIT_OK

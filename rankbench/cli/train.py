@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from rankbench.cli import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, CLIError
+from rankbench.cli import EXIT_FAIL, EXIT_OK, CLIError, interrupted_code
 from rankbench.cli._config import add_config_options, add_tensorboard_option, config_from_args, print_dry_run
 
 
@@ -45,10 +45,14 @@ def run_train(args: argparse.Namespace) -> int:
     from rankbench import distributed, rundir
     from rankbench.train import CHECKPOINT, DONE, LOG, TrainingDivergedError, train_supernet
 
+    from rankbench.cli.runs import run_state
+
     cfg = build_config(args)  # validated: a bad value exits here, before anything is created
     run_dir = args.out if args.out is not None else rundir.run_dir_for(cfg, args.runs_root)
+    state = run_state(run_dir, with_reports=False)
+    _check_can_train(args, run_dir, state)
     if args.dry_run:
-        return print_dry_run(cfg, [("run directory", run_dir)])
+        return print_dry_run(cfg, [("run directory", run_dir), ("run", _state_line(state, cfg, args.resume))])
     distributed.init_from_env(cfg.train.device)  # under torchrun: join the process group
     if not distributed.is_main():
         return _run_train_quiet(cfg, args)
@@ -60,12 +64,12 @@ def run_train(args: argparse.Namespace) -> int:
         train_supernet(cfg, run_dir, resume=args.resume, progress=progress and not reused)
     except TrainingDivergedError as e:
         raise CLIError(str(e), code=EXIT_FAIL) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         where = (f"checkpoint: {run_dir / CHECKPOINT}" if (run_dir / CHECKPOINT).exists()
                  else "no checkpoint was written yet")
         print(f"rankbench: training interrupted; {where}\n"
               f"continue: rerun the same command with --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_code(e)
     done = json.loads((run_dir / DONE).read_text())
     if reused:
         print(f"reused: this training already finished (same training config); delete {run_dir} to train again")
@@ -87,9 +91,43 @@ def _run_train_quiet(cfg, args: argparse.Namespace) -> int:
         train_supernet(cfg, run_dir, resume=args.resume, progress=False)
     except TrainingDivergedError:
         return EXIT_FAIL
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        return interrupted_code(e)
     return EXIT_OK
+
+
+def _check_can_train(args: argparse.Namespace, run_dir: Path, state) -> None:
+    """Before anything is created: an interrupted run needs --resume (the hint names the
+    option, not the Python API), and a run that will be written must be writable. A finished
+    run is only read (reused), so a read-only one is fine."""
+    from rankbench.rundir import runs_root, runs_root_source, write_problem
+
+    if state.status in ("interrupted", "training") and not args.resume:
+        raise CLIError(f"{run_dir} holds an interrupted training ({state.epochs} epochs); continue it: rerun "
+                       f"the same command with --resume (or delete that directory to start again)")
+    if state.status == "finished":
+        return
+    problem = write_problem(run_dir)
+    if problem is None:
+        return
+    if args.out is not None:
+        what, fix = f"--out {run_dir}", "give a writable folder"
+    elif run_dir.exists():
+        what, fix = f"run directory {run_dir}", f"make it writable (chmod -R u+w {run_dir})"
+    else:
+        src = runs_root_source(args.runs_root)
+        what = f"runs root {runs_root(args.runs_root)} ({src})"
+        fix = f"point {src} at a {'folder' if 'is a file' in problem else 'writable folder'}"
+    raise CLIError(f"{what}: {problem}; {fix}")
+
+
+def _state_line(state, cfg, resume: bool) -> str:
+    if state.status == "new":
+        return f"new: trains {cfg.train.epochs} epochs"
+    if state.status == "finished":
+        return f"exists, finished ({state.epochs_done} epochs): reused, not trained again"
+    then = "resumed from its checkpoint" if resume else "needs --resume"
+    return f"exists, unfinished ({state.epochs} epochs): {then}"
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -12,6 +12,15 @@ Splits: the official archive gives NB101's exact split (train = data_batch_1..4,
 data_batch_5, test = test_batch). Image sources have no batch order, so valid is a
 deterministic class-balanced fifth of the train folder: NOT NB101's exact split, and
 ``describe()`` says so. Decoded images are cached under ``data_home()/"cache"``.
+
+Order: the official batches are class-mixed, and a pass over a split in loader order (the
+``paper`` protocol's calibration) sees every class in every batch. An image source lists its
+files by class; with ``order="mixed"`` (the default) its splits interleave the classes — the
+first image of each class in class order, then the second of each, ... (files by name within a
+class) — so that loader order means the same as for the official archive. ``order="source"``
+keeps the class-sorted order of runs made before ``data.order`` existed. Training (seeded
+shuffles), the ``clean`` protocol (seeded draws), subsets and the truth's evaluation do not
+depend on the order; a pass in loader order does.
 """
 from __future__ import annotations
 
@@ -131,6 +140,7 @@ class CIFAR10Splits:
     nb101_split: bool  # True only for the official archive (data_batch_5 = validation)
     split_seed: int = 0
     subset_sizes: tuple[int, int, int] = (0, 0, 0)  # requested train/valid/test sizes (0 = all)
+    order: str = "mixed"  # "mixed" (classes interleaved) | "source" (class-sorted) | "official"
 
     def __getitem__(self, name: str) -> ImageSet:
         if name not in ("train", "valid", "test"):
@@ -147,6 +157,7 @@ class CIFAR10Splits:
             "split": self.split,
             "nb101_split": self.nb101_split,
             "split_seed": self.split_seed,
+            "order": self.order,
             "subset_sizes": dict(zip(("train", "valid", "test"), self.subset_sizes)),
             "sizes": {k: len(s) for k, s in sets.items()},
             "class_counts": {k: s.class_counts() for k, s in sets.items()},
@@ -172,6 +183,7 @@ def load_cifar10(
     valid_size: int = 0,
     test_size: int = 0,
     split_seed: int = 0,
+    order: str = "mixed",
     cache: bool = True,
     progress: bool = True,
 ) -> CIFAR10Splits:
@@ -180,10 +192,14 @@ def load_cifar10(
     ``*_size`` > 0 keeps a class-balanced deterministic subset of that split (nested: a smaller
     size with the same ``split_seed`` is a subset of a larger one). ``split_seed`` picks the
     validation fifth of image sources and the subsets; it never changes NB101's official split.
+    ``order`` ("mixed" | "source") orders the splits of image sources (module docstring); the
+    official archive keeps its own order either way.
     """
     for name, n in (("train_size", train_size), ("valid_size", valid_size), ("test_size", test_size)):
         if int(n) < 0:
             raise ValueError(f"{name} must be >= 0 (0 = the whole split), got {n}")
+    if order not in ("mixed", "source"):
+        raise ValueError(f"order must be 'mixed' (classes interleaved) or 'source', got {order!r}")
     path, kind = _resolve(source)
     if kind in ("cifar10-python", "cifar10-batches"):
         parts = _read_official(path, kind)
@@ -192,6 +208,8 @@ def load_cifar10(
         split, nb101 = _NB101_SPLIT, True
     else:
         full = _read_images_cached(path, kind, cache=cache, progress=progress)
+        if order == "mixed":
+            full = {k: (x[o], y[o]) for k, (x, y) in full.items() for o in [class_interleaved(y)]}
         tr_idx, va_idx = _train_valid_split(full["train"][1], split_seed)
         tr_x, tr_y = full["train"]
         train, valid = (tr_x[tr_idx], tr_y[tr_idx]), (tr_x[va_idx], tr_y[va_idx])
@@ -213,7 +231,7 @@ def load_cifar10(
                              torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))))
     return CIFAR10Splits(
         train=sets[0], valid=sets[1], test=sets[2], source=str(path), kind=kind, split=split,
-        nb101_split=nb101, split_seed=int(split_seed),
+        nb101_split=nb101, split_seed=int(split_seed), order=order if not nb101 else "official",
         subset_sizes=(int(train_size), int(valid_size), int(test_size)),
     )
 
@@ -540,6 +558,18 @@ def _hash_order(n: int, *key: object) -> np.ndarray:
     digests = b"".join(hashlib.blake2b(prefix + i.to_bytes(4, "little"), digest_size=8).digest()
                        for i in range(n))
     return np.argsort(np.frombuffer(digests, dtype=">u8"), kind="stable")
+
+
+def class_interleaved(labels: np.ndarray) -> np.ndarray:
+    """The permutation that interleaves classes: the 1st image of each class in class order,
+    then the 2nd of each, ...; within a class the given order is kept. Platform-independent
+    (a stable sort on integers)."""
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    return np.lexsort((labels, rank))  # by rank within its class, then by class
 
 
 def _train_valid_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

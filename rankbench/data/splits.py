@@ -51,7 +51,8 @@ def load_splits(data_cfg, *, progress: bool = True) -> CIFAR10Splits:
                          f"{', '.join(map(str, VALID_RESOLUTIONS))}), got {res}")
     splits = load_cifar10(data_cfg.source, train_size=data_cfg.train_size,
                           valid_size=data_cfg.valid_size, test_size=data_cfg.test_size,
-                          split_seed=data_cfg.split_seed, progress=progress)
+                          split_seed=data_cfg.split_seed, order=getattr(data_cfg, "order", "mixed"),
+                          progress=progress)
     if res == 32:
         return splits
     resized = {name: ImageSet(downsample(s.images, res), s.labels)

@@ -3,7 +3,9 @@ its setup), training log, the search space and its descriptive column."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,8 @@ from rankbench.figures.style import variant_label
 from rankbench.rundir import RunDir
 
 __all__ = ["check_run_dir", "load_config", "select_report", "has_reports", "load_scores", "load_train_log",
-           "space_of", "space_label", "group_column", "run_label", "truth_label", "percent_factor", "as_percent"]
+           "space_of", "space_label", "group_column", "run_label", "truth_label", "percent_factor", "as_percent",
+           "preset_known", "preset_overrides", "preset_diff", "keep_masks"]
 
 
 def check_run_dir(path: str | os.PathLike) -> Path:
@@ -141,3 +144,98 @@ def load_train_log(run_dir: str | os.PathLike) -> pd.DataFrame:
     df.insert(1, "variant", cfg.model.variant)
     df.insert(2, "seed", cfg.train.seed)
     return df
+
+
+def _preset_base(cfg: RunConfig) -> RunConfig | None:
+    """``cfg``'s preset as shipped, under ``cfg``'s protocol (None if it cannot be loaded)."""
+    from rankbench.config import load_preset
+    from rankbench.scoring import get_protocol
+
+    try:
+        base = load_preset(cfg.preset)
+        return get_protocol(cfg.score.protocol).apply(replace(base, score=replace(base.score,
+                                                                                  protocol=cfg.score.protocol)))
+    except Exception:  # a preset given as a path that moved, an unknown protocol
+        return None
+
+
+def preset_known(cfg: RunConfig) -> bool:
+    """Whether ``cfg``'s preset can be loaded (a name rankbench ships, or a .toml that exists)."""
+    return _preset_base(cfg) is not None
+
+
+def preset_overrides(cfg: RunConfig) -> dict[str, Any]:
+    """The fields in which ``cfg`` differs from its preset (dotted name -> value), less the
+    variant, the seed, what cannot change a number (device, threads, checkpointing) and what
+    the protocol fixes (a ``paper`` report's 1000 candidates are the protocol, not an
+    override); the protocol itself counts when it is not the preset's. Empty when the preset
+    cannot be loaded (:func:`preset_known`)."""
+    from rankbench.figures._groups import NO_EFFECT_FIELDS
+    from rankbench.pipeline import config_overrides
+
+    base = _preset_base(cfg)
+    if base is None:
+        return {}
+    ignore = ("model.variant", "train.seed", *NO_EFFECT_FIELDS)
+    out = config_overrides(cfg, ignore=ignore)
+    by_protocol = config_overrides(base, ignore=ignore + ("score.protocol",))
+    return {k: v for k, v in out.items() if k not in by_protocol or by_protocol[k] != v}
+
+
+def preset_diff(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """:func:`preset_overrides` with the preset's values: field -> (preset value, value)."""
+    base = _preset_base(cfg)
+    flat: dict[str, Any] = {}
+    for section, fields_ in (base.to_dict() if base is not None else {}).items():
+        if isinstance(fields_, dict):
+            flat.update({f"{section}.{k}": v for k, v in fields_.items()})
+    if base is not None:
+        from rankbench.config import load_preset
+
+        flat["score.protocol"] = load_preset(cfg.preset).score.protocol  # the base took cfg's protocol
+    return {k: (flat.get(k, "(not in the preset)"), v) for k, v in sorted(preset_overrides(cfg).items())}
+
+
+def _as_bool(values) -> np.ndarray:
+    s = pd.Series(values)
+    if s.dtype == bool:
+        return s.to_numpy()
+    words = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    out = s.astype(str).str.strip().str.lower().map(words)
+    if out.isna().any():
+        bad = sorted(set(s[out.isna()].astype(str)))[:3]
+        raise ValueError(f"scores.csv 'kept' column holds values that are not booleans: {bad}")
+    return out.to_numpy(dtype=bool)
+
+
+def keep_masks(report, scores: pd.DataFrame | None = None) -> dict[str, np.ndarray] | None:
+    """Which rows of a report's scores entered its ranking metrics, per setting ("no_calib",
+    "calib"); None when every candidate with a truth did.
+
+    The report's own ``kept`` column when scores.csv has one; else its keep rule recomputed
+    from its effective config: ``score.drop_lowest`` candidates dropped by the protocol's
+    rule (``paper``: the 30 lowest by *uncalibrated* accuracy, one mask for both settings), or,
+    for a protocol without one, by each setting's own score."""
+    df = report.scores if scores is None else scores
+    if "kept" in df.columns:
+        m = _as_bool(df["kept"])
+        return {"no_calib": m, "calib": m}
+    cfg = report.config
+    n_drop = int(cfg.score.drop_lowest or 0)
+    if not n_drop:
+        return None
+    from rankbench.scoring import get_protocol
+
+    keep_fn = getattr(get_protocol(cfg.score.protocol), "keep_mask", None)
+    if keep_fn is not None:
+        m = np.asarray(keep_fn(df["acc_no_calib"].to_numpy(float), n_drop), dtype=bool)
+        return {"no_calib": m, "calib": m}
+    out = {}
+    for setting in ("no_calib", "calib"):
+        col = f"acc_{setting}"
+        if col in df.columns and df[col].notna().any():
+            s = df[col].to_numpy(float)
+            m = np.ones(len(s), dtype=bool)
+            m[np.argsort(np.where(np.isnan(s), -np.inf, s), kind="stable")[:n_drop]] = False
+            out[setting] = m
+    return out

@@ -18,18 +18,25 @@ other spaces (nb101) are refused with a clear message.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from rankbench.figures.style import figure_style, path_colors
+from rankbench.figures.registry import register_figure
+from rankbench.figures.style import figure_style, path_colors, suptitle
 from rankbench.nb101.spec import CONV1X1, CONV3X3, MAXPOOL3X3
 from rankbench.spaces.s4 import Subnet
 
+if TYPE_CHECKING:  # torch is imported where it is used: registering this figure must not load it
+    import torch
+
 __all__ = ["applies_to", "PathSum", "default_features", "default_input_arch", "feature_label", "cell_input",
-           "compute_cosine", "plot_cosine"]
+           "compute_cosine", "plot_cosine", "feature_images", "COSINE_IMAGES"]
+
+#: training images in the fixed batch of the cosine figure
+COSINE_IMAGES = 64
 
 #: a feature: the sum of the outputs of these (0-based choice node, op) paths
 PathSum = tuple[tuple[int, str], ...]
@@ -92,10 +99,26 @@ class _Stop(Exception):
     pass
 
 
-@torch.no_grad()
-def cell_input(net, images: torch.Tensor, cell: int, input_arch: Subnet | None = None) -> torch.Tensor:
+def feature_images(cfg, n: int = COSINE_IMAGES):
+    """The first ``n`` images of the run's training split, at the run's resolution, normalised
+    (float32): the fixed, deterministic batch of the cosine figure."""
+    from rankbench.data import normalize
+    from rankbench.data.splits import load_splits
+
+    splits = load_splits(cfg.data, progress=False)
+    return normalize(splits.train.images[:n])
+
+
+def cell_input(net, images: "torch.Tensor", cell: int, input_arch: Subnet | None = None) -> "torch.Tensor":
     """The tensor cell ``cell`` receives when ``net`` (in its current mode) runs ``images``
     with ``input_arch`` in every cell (only the cells before ``cell`` matter)."""
+    import torch
+
+    with torch.no_grad():
+        return _cell_input(net, images, cell, input_arch)
+
+
+def _cell_input(net, images, cell: int, input_arch: Subnet | None):
     if not 0 <= cell < net.num_cells:
         raise ValueError(f"cell {cell} out of range; this supernet has cells 0..{net.num_cells - 1}")
     arch = input_arch or default_input_arch(net.space.m)
@@ -115,8 +138,7 @@ def cell_input(net, images: torch.Tensor, cell: int, input_arch: Subnet | None =
     return box[0]
 
 
-@torch.no_grad()
-def compute_cosine(net, images: torch.Tensor, cell: int = 0, features: Sequence[PathSum] | None = None,
+def compute_cosine(net, images: "torch.Tensor", cell: int = 0, features: Sequence[PathSum] | None = None,
                    input_arch: Subnet | None = None, chunk: int = 16) -> pd.DataFrame:
     """Pairwise cosine similarity and magnitude of path features of cell ``cell``.
 
@@ -132,6 +154,15 @@ def compute_cosine(net, images: torch.Tensor, cell: int = 0, features: Sequence[
     single-path features; NaN if there are none), ``cell``, then one column per feature label:
     the cosine matrix.
     """
+    import torch
+
+    with torch.no_grad():
+        return _compute_cosine(net, images, cell, features, input_arch, chunk)
+
+
+def _compute_cosine(net, images, cell: int, features, input_arch, chunk: int) -> pd.DataFrame:
+    import torch
+
     why = applies_to(net)
     if why:
         raise ValueError(why)
@@ -214,8 +245,12 @@ def plot_cosine(df: pd.DataFrame, title: str | None = None):
         cell = 0.3
         side = max(n * cell, 2.0)
         fig = plt.figure(figsize=(side + 3.9, side + 0.3))
+        suptitle(fig, title)  # the figure's title, wrapped to its width, above the panels (not over the colour bar)
+        lines = fig._suptitle.get_text().count("\n") + 1 if fig._suptitle is not None else 0
+        head = (0.2 * lines + 0.15) if lines else 0.0
+        fig.set_figheight(side + 0.3 + head)
         gs = fig.add_gridspec(1, 4, width_ratios=[side, 0.12, 0.75, 2.4], wspace=0.05,
-                              left=0.0, right=1.0, bottom=0.0, top=1.0)
+                              left=0.0, right=1.0, bottom=0.0, top=1.0 - head / (side + 0.3 + head))
         ax = fig.add_subplot(gs[0])
         cax = fig.add_subplot(gs[1])
         bx = fig.add_subplot(gs[3], sharey=ax)
@@ -257,6 +292,29 @@ def plot_cosine(df: pd.DataFrame, title: str | None = None):
         handles += [plt.Rectangle((0, 0), 1, 1, color=colors[int(kk)], label=f"{kk} path{'s' if kk > 1 else ''}")
                     for kk in sorted(set(k.tolist()))]
         bx.legend(handles=handles, loc="upper right", frameon=True, framealpha=0.9)
-        if title:
-            ax.set_title(title, loc="left")
     return fig
+
+
+# -- registered figure -------------------------------------------------------------------------
+def _applies(ctx) -> bool:
+    return ctx.has_supernet and applies_to(ctx.net) is None
+
+
+def _why_not(ctx) -> str:
+    if not ctx.has_supernet:
+        return f"no trained supernet ({ctx.rd.supernet.name})"
+    return applies_to(ctx.net) or ""
+
+
+@register_figure("cosine", "run", applies=_applies, why_not=_why_not, needs_supernet=True, order=40,
+                 stem="cosine_cell")
+def draw_cosine(ctx, out: Path) -> list[Path]:
+    """Cosine similarity and relative magnitude of a cell's path features and their sums (S4,
+    MixPath cells): why summing paths breaks BatchNorm."""
+    c = ctx.cell
+    x = feature_images(ctx.cfg, ctx.images)
+    arch = default_input_arch(ctx.net.space.m)
+    df = compute_cosine(ctx.net, x, cell=c, input_arch=arch)
+    before = f"; cells before it run {arch.code}" if c > 0 else ""
+    fig = plot_cosine(df, ctx.title(f"Path features of cell {c} ({len(x)} training images{before})"))
+    return ctx.save(fig, out / f"cosine_cell{c}", df)

@@ -10,10 +10,13 @@ fan-in.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from rankbench.figures._runs import as_percent
+from rankbench.figures.registry import register_figure
 from rankbench.figures.style import (CALIB_LABELS, CALIB_ORDER, figure_style, order_variants, shade, suptitle,
                                      variant_color, variant_label, wrap_label)
 
@@ -74,7 +77,8 @@ def group_colors(df: pd.DataFrame) -> dict[str, tuple]:
 
 def plot_accuracy_by_group(df: pd.DataFrame, by: str = "num_paths", title: str | None = None):
     """Box plot (with every candidate as a dot) of accuracy against ``by``, one colour per
-    group of runs; one panel per calibration setting."""
+    group of runs, the number of values under each box; one panel per calibration setting, on a
+    shared accuracy axis."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -85,9 +89,10 @@ def plot_accuracy_by_group(df: pd.DataFrame, by: str = "num_paths", title: str |
     ng = len(groups)
     slot = 0.8 / ng  # width of one group's box within a group of boxes
     rng = np.random.default_rng(0)  # fixed jitter: the same figure every time
+    counts: list[tuple] = []  # (axes, x, n)
     with figure_style():
-        width = max(4.2, 0.34 * len(ks) * ng + 1.6)
-        fig, axes = plt.subplots(len(calibs), 1, figsize=(width, 2.7 * len(calibs) + 0.3), sharex=True,
+        width = max(5.2, 0.34 * len(ks) * ng + 1.6)
+        fig, axes = plt.subplots(len(calibs), 1, figsize=(width, 2.8 * len(calibs) + 0.4), sharex=True, sharey=True,
                                  squeeze=False, constrained_layout=True)
         for ax, calib in zip(axes[:, 0], calibs):
             d = df[df["calibration"] == calib]
@@ -108,13 +113,50 @@ def plot_accuracy_by_group(df: pd.DataFrame, by: str = "num_paths", title: str |
                 for p, v in keep:
                     jitter = rng.uniform(-0.3, 0.3, v.size) * slot
                     ax.scatter(p + jitter, v, s=4, color=color, alpha=0.75, edgecolors="none", zorder=3)
+                    counts.append((ax, p, v.size))
             ax.set_xticks(range(len(ks)), [str(k) for k in ks])
             ax.set_xlim(-0.5, len(ks) - 0.5)
             ax.set_title(CALIB_LABELS[calib])
             ax.set_ylabel("one-shot accuracy (%)")
             ax.grid(axis="x", visible=False)
-        axes[-1, 0].set_xlabel(column_label(by))
-        handles = [Patch(facecolor=colors[g], edgecolor="black", linewidth=0.5, alpha=0.8, label=wrap_label(g)) for g in groups]
+        # n under each box, in a strip below the data (the y axis is shared)
+        lo, hi = axes[0, 0].get_ylim()
+        pad = 0.09 * (hi - lo)
+        axes[0, 0].set_ylim(lo - pad, hi)
+        vertical = ng > 2 or max((n for *_, n in counts), default=0) >= 1000
+        for ax, p, n in counts:
+            ax.text(p, lo - 0.55 * pad, str(n), ha="center", va="center", fontsize=6, color="#444444",
+                    rotation=90 if vertical else 0)
+        axes[-1, 0].set_xlabel(column_label(by) + "\n(under each box: how many values it holds)")
+        handles = [Patch(facecolor=colors[g], edgecolor="black", linewidth=0.5, alpha=0.8, label=wrap_label(g))
+                   for g in groups]
         fig.legend(handles=handles, loc="outside right center", title="runs", frameon=False)
         suptitle(fig, title)
     return fig
+
+
+# -- registered figures ------------------------------------------------------------------------
+@register_figure("accuracy_by_group", "run", applies=lambda ctx: ctx.report is not None,
+                 why_not="no report (score the run with `rankbench run`)", per_report=True, order=30,
+                 stem="accuracy_by_")
+def draw_accuracy_by_group(ctx, out: Path) -> list[Path]:
+    """One-shot accuracy of the candidates by the space's descriptive column (S4: active
+    paths; nb101: largest fan-in), without and with BN calibration."""
+    df = compute_accuracy_by_group(ctx.scores, by=ctx.by)
+    fig = plot_accuracy_by_group(df, ctx.by, ctx.title(f"One-shot accuracy by {column_label(ctx.by)}", report=True))
+    return ctx.save(fig, out / f"accuracy_by_{ctx.by}", df)
+
+
+@register_figure("compare_accuracy_by_group", "runs", applies=lambda ctx: not isinstance(ctx.pooled_scores, str),
+                 why_not=lambda ctx: ctx.pooled_scores, order=10,
+                 stem="accuracy_by_")
+def draw_compare_accuracy_by_group(ctx, out: Path) -> list[Path]:
+    """One-shot accuracy by the space's descriptive column of every scored run, one colour per
+    group of runs (a variant's seeds pooled)."""
+    from rankbench.figures._context import runs_note
+
+    scores, by, what = ctx.pooled_scores
+    note = runs_note([ctx.by_path[d] for d in ctx.plan.scored])
+    df = compute_accuracy_by_group(scores, by=by)
+    title = f"One-shot accuracy by {column_label(by)} ({what}" + (f"; {note}" if note else "") + ")"
+    return ctx.save(plot_accuracy_by_group(df, by, title), out / f"accuracy_by_{by}", df)

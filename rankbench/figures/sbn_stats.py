@@ -24,17 +24,20 @@ from __future__ import annotations
 import math
 import re
 import textwrap
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from rankbench._io import atomic_path
+from rankbench.figures.registry import register_figure
 from rankbench.figures.style import figure_style, level_colors, suptitle
 
 __all__ = ["STATS", "SCALING_STATS", "STAT_LABELS", "R_MIN", "SLOPE_TOL", "CLOSE_DIFF", "RELATED_R",
            "expected_slope", "fit_slope", "pearson", "rel_mean_abs_diff", "shadow_bn_sites", "has_shadow_bns",
            "shadow_bn_variants",
-           "compute_sbn_stats", "sbn_comparison", "sbn_summary", "plot_sbn_stats"]
+           "compute_sbn_stats", "sbn_comparison", "sbn_summary", "plot_sbn_stats", "sbn_names", "INIT_VALUES"]
 
 #: per-channel statistics compared, in figure row order
 STATS = ("running_mean", "running_var", "gamma", "beta")
@@ -159,6 +162,17 @@ def _values(bn) -> dict[str, np.ndarray]:
     }
 
 
+#: gamma and beta of a freshly built BatchNorm: a shadow BN still holding them was never trained
+INIT_VALUES = {"gamma": 1.0, "beta": 0.0}
+
+
+def _at_init(stat: str, v: np.ndarray) -> bool:
+    """Whether ``v`` (a BN's gamma or beta over channels) still holds its initial value in
+    every channel: the BN's affine parameters were never updated (running statistics: False)."""
+    init = INIT_VALUES.get(stat)
+    return init is not None and v.size > 0 and bool(np.all(v == init))
+
+
 def _trained(bn) -> bool:
     n = getattr(bn, "num_batches_tracked", None)
     return n is None or int(n) > 0
@@ -170,7 +184,8 @@ def compute_sbn_stats(net, cells=None, *, log: Callable[[str], None] | None = No
     Columns: ``cell``, ``site`` (module name), ``variant``, ``bn`` (``SBN_k``; for S4 esbn the
     node subset, e.g. ``n13``), ``k`` (inputs summed: active paths or fan-in), ``channel``,
     ``stat`` (one of :data:`STATS`), ``value`` and ``ref``: the site's single-input reference
-    (SBN_1, or the mean over its k = 1 BNs) for the same channel and statistic.
+    (SBN_1, or the mean over its k = 1 BNs) for the same channel and statistic, ``at_init``:
+    the BN's gamma (beta) is still 1 (0) in every channel, its affine parameters never trained.
     ``cells``: indices (default: every cell). BNs that never saw a batch
     (``num_batches_tracked == 0``: a fan-in the training never drew there) and sites without
     a trained k = 1 BN are left out, each with a line to ``log``.
@@ -205,6 +220,7 @@ def compute_sbn_stats(net, cells=None, *, log: Callable[[str], None] | None = No
                 frames.append(pd.DataFrame({
                     "cell": cell, "site": site, "variant": variant, "bn": n, "k": k,
                     "channel": np.arange(v.size), "stat": s, "value": v, "ref": ref[s],
+                    "at_init": _at_init(s, v),
                 }))
     if log and untrained:
         log(f"{len(untrained)} of {total} shadow BNs never saw a batch (a k the training never drew there) and "
@@ -213,7 +229,8 @@ def compute_sbn_stats(net, cells=None, *, log: Callable[[str], None] | None = No
         log(f"{len(unreferenced)} site(s) without a trained single-input BN to compare with are left out: "
             f"{_some(unreferenced)}")
     if not frames:
-        return pd.DataFrame(columns=["cell", "site", "variant", "bn", "k", "channel", "stat", "value", "ref"])
+        return pd.DataFrame(columns=["cell", "site", "variant", "bn", "k", "channel", "stat", "value", "ref",
+                                     "at_init"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -222,7 +239,8 @@ def _some(names: list[str], n: int = 3) -> str:
 
 
 # -- comparing with the reference --------------------------------------------------------------
-def _verdict(stat: str, k: int, slope: float, r: float, rel: float, ref_name: str) -> tuple[str, str]:
+def _verdict(stat: str, k: int, slope: float, r: float, rel: float, ref_name: str,
+             untrained: str = "") -> tuple[str, str]:
     name = _PLAIN[stat]
     if stat in SCALING_STATS:
         exp = expected_slope(stat, k)
@@ -236,6 +254,8 @@ def _verdict(stat: str, k: int, slope: float, r: float, rel: float, ref_name: st
                                  f"not {want}: does not hold")
         return "not proportional", f"{name} not proportional to {ref_name}'s (r = {r:.2f}): does not hold"
     diff = f"r = {r:.2f}, mean |diff| = {rel:.2f} sd"
+    if untrained:
+        return "untrained", f"{name} {untrained}: never trained, nothing to compare"
     if not (math.isfinite(r) and math.isfinite(rel)):
         return "undetermined", f"{name}: constant over channels, cannot judge (r = {r:.2f}, diff = {rel:.2f} sd)"
     if r >= R_MIN and rel <= CLOSE_DIFF:
@@ -254,8 +274,11 @@ def sbn_comparison(stats: pd.DataFrame, *, per_site: bool = False, ref_name: str
     values; 0 = every channel on the line) for the running statistics, ``pearson_r`` (over
     channels) for all, ``rel_mean_abs_diff`` (:func:`rel_mean_abs_diff`) for gamma and beta,
     ``n`` (channels x BNs), ``verdict`` ("holds", "off-scale", "not proportional" for the
-    running statistics; "close", "related", "unrelated" for gamma and beta; "undetermined")
-    and ``statement`` (what holds, in words). The trivial comparison of SBN_1 with itself is
+    running statistics; "close", "related", "unrelated" for gamma and beta; "untrained" when
+    the k-input BNs' or the reference's gamma (beta) never left its initial 1 (0), which says
+    nothing about how related trained parameters are; "undetermined") and ``statement``
+    (what holds, in words). k-input BNs whose gamma (beta) is still at its initial value are
+    left out of a comparison that has trained ones. The trivial comparison of SBN_1 with itself is
     left out; esbn's k = 1 BNs are compared with their mean.
     """
     keys = ["cell", "site", "k", "stat"] if per_site else ["cell", "k", "stat"]
@@ -266,6 +289,19 @@ def sbn_comparison(stats: pd.DataFrame, *, per_site: bool = False, ref_name: str
         k, stat = int(vals["k"]), vals["stat"]
         if k == 1 and len(g[["site", "bn"]].drop_duplicates()) == g["site"].nunique():
             continue  # one k = 1 BN per site: it is its own reference
+        untrained = ""
+        if stat in INIT_VALUES:
+            init = INIT_VALUES[stat]
+            at_init = (g["at_init"].astype(bool) if "at_init" in g
+                       else g.groupby(["site", "bn"])["value"].transform(lambda v: bool(np.all(v == init))))
+            bns = g[["site", "bn"]].drop_duplicates()
+            fresh = g.loc[at_init, ["site", "bn"]].drop_duplicates()
+            if len(fresh) == len(bns):
+                untrained = f"of the {k}-input BN{'s' if len(bns) > 1 else ''} stayed at its initial {init:g}"
+            elif np.all(g["ref"].to_numpy() == init):
+                untrained = f"of the reference ({ref_name}) stayed at its initial {init:g}"
+            elif len(fresh):
+                g = g[~at_init.to_numpy()]
         x, y = g["ref"].to_numpy(), g["value"].to_numpy()
         r = pearson(x, y)
         slope = exp = rel_rmse = rel = math.nan
@@ -275,7 +311,7 @@ def sbn_comparison(stats: pd.DataFrame, *, per_site: bool = False, ref_name: str
             rel_rmse = math.sqrt(float(((y - slope * x) ** 2).sum()) / ss_y) if ss_y > 0 else math.nan
         else:
             rel = rel_mean_abs_diff(x, y)
-        verdict, statement = _verdict(stat, k, slope, r, rel, ref_name)
+        verdict, statement = _verdict(stat, k, slope, r, rel, ref_name, untrained)
         statement = f"{f'SBN_{k}' if ref_name == 'SBN_1' else f'the {k}-input BNs'}: {statement}"
         rows.append({**vals, "k": k, "slope": slope, "expected": exp, "rel_rmse": rel_rmse, "pearson_r": r,
                      "rel_mean_abs_diff": rel, "n": len(g), "verdict": verdict, "statement": statement})
@@ -313,7 +349,7 @@ def sbn_summary(comparison: pd.DataFrame) -> list[str]:
 
 _CRITERIA = (f"holds: r ≥ {R_MIN:g} and slope within {SLOPE_TOL:.0%} of k (mean) or k² (variance); "
              f"γ/β close: r ≥ {R_MIN:g} and mean|diff| ≤ {CLOSE_DIFF:g} sd of the reference; "
-             f"related: r ≥ {RELATED_R:g}")
+             f"related: r ≥ {RELATED_R:g}; untrained: γ stayed 1 / β stayed 0 (never updated)")
 
 
 def plot_sbn_stats(stats: pd.DataFrame, cell: int | None = None, title: str | None = None,
@@ -355,6 +391,8 @@ def plot_sbn_stats(stats: pd.DataFrame, cell: int | None = None, title: str | No
                 if stat in SCALING_STATS:
                     ax.plot(xs, row["slope"] * xs, color="#D55E00", lw=1.2, ls="--")
                     text = f"fit {row['slope']:.2f}x (exp. {_fmt_exp(stat, int(k))})\nr = {row['pearson_r']:.2f}"
+                elif row["verdict"] == "untrained":
+                    text = f"still at its initial {INIT_VALUES[stat]:g}"
                 else:
                     text = f"r = {row['pearson_r']:.2f}\n|diff| = {row['rel_mean_abs_diff']:.2f} sd"
                 if lo <= 0 <= hi:
@@ -384,3 +422,60 @@ def _fmt_exp(stat: str, k: int) -> str:
     if stat == "running_var":
         return f"k² = {k * k}"
     return "1"
+
+
+# -- registered figure -------------------------------------------------------------------------
+def sbn_names(cfg, stats: pd.DataFrame) -> tuple[str, str]:
+    """(what k counts, the reference's name) for a run's SBN figure."""
+    from rankbench.figures._runs import group_column
+
+    k_name = "active paths" if group_column(cfg) == "num_paths" else "inputs summed (fan-in)"
+    ones = stats[stats["k"] == 1].groupby("site")["bn"].nunique()
+    ref_name = "SBN_1" if ones.empty or ones.max() == 1 else "mean of the 1-input BNs"
+    return k_name, ref_name
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    return path
+
+
+def _applies(ctx) -> bool:
+    return ctx.has_supernet and has_shadow_bns(ctx.net)
+
+
+def _why_not(ctx) -> str:
+    if not ctx.has_supernet:
+        return f"no trained supernet ({ctx.rd.supernet.name})"
+    return f"the {ctx.cfg.model.variant!r} supernet has no shadow BNs"
+
+
+@register_figure("sbn_stats", "run", applies=_applies, why_not=_why_not, needs_supernet=True, order=50,
+                 stem="sbn_stats_cell")
+def draw_sbn_stats(ctx, out: Path) -> list[Path]:
+    """Shadow-BN statistics of a cell: running mean, variance, gamma and beta of each k-input BN
+    against the single-input one (expected k x, k^2 x, equal), with a verdict per panel; the
+    comparison of every cell as CSV."""
+    c, name = ctx.cell, ctx.name
+    stats = compute_sbn_stats(ctx.net, log=lambda m: ctx.log(f"{name}: {m}"))
+    if stats.empty:
+        ctx.log(f"{name}: no trained shadow BN with a single-input reference; skipping the SBN statistics")
+        return []
+    k_name, ref_name = sbn_names(ctx.cfg, stats)
+    table = sbn_comparison(stats, ref_name=ref_name)
+    if table.empty:
+        ctx.log(f"{name}: every site has a single shadow BN (nothing to compare); skipping the SBN statistics")
+        return []
+    written: list[Path] = []
+    if (stats["cell"] == c).any() and (table["cell"] == c).any():
+        fig = plot_sbn_stats(stats, cell=c, k_name=k_name, ref_name=ref_name,
+                             title=ctx.title(f"Shadow BN of cell {c}, k {k_name} vs {ref_name}"))
+        written += ctx.save(fig, out / f"sbn_stats_cell{c}", stats[stats["cell"] == c])
+    else:
+        ctx.log(f"{name}: cell {c} has no shadow BN to compare; skipping its SBN figure")
+    written.append(_write_csv(table, out / "sbn_comparison.csv"))
+    if stats.groupby("cell")["site"].nunique().max() > 1:  # nb101: one site per (vertex, op)
+        written.append(_write_csv(sbn_comparison(stats, per_site=True, ref_name=ref_name),
+                                  out / "sbn_comparison_by_site.csv"))
+    return written

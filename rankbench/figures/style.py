@@ -149,20 +149,21 @@ def figure_style() -> Iterator[None]:
 
 
 def save_figure(fig, path_stem: str | os.PathLike, data: pd.DataFrame | None = None, *,
-                close: bool = True) -> list[Path]:
-    """Write ``<stem>.png`` (dpi 200), ``<stem>.pdf`` and, if ``data`` is given, ``<stem>.csv``
-    (the numbers the figure shows). Each file is written to a temporary name and renamed, so a
-    crash never leaves a half-written figure. Returns the paths written."""
+                close: bool = True, formats: Sequence[str] = ("png", "pdf"), dpi: int = DPI) -> list[Path]:
+    """Write ``<stem>.png`` (``dpi``, default 200), ``<stem>.pdf`` (``formats``: which of the
+    two) and, if ``data`` is given, ``<stem>.csv`` (the numbers the figure shows). Each file is
+    written to a temporary name and renamed, so a crash never leaves a half-written figure.
+    Returns the paths written."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     # a figure with a layout engine (constrained layout) is laid out already; "tight" would
     # cost another full draw
     bbox = None if fig.get_layout_engine() is not None else "tight"
-    for ext in ("png", "pdf"):
+    for ext in formats:
         path = stem.with_name(f"{stem.name}.{ext}")
         with atomic_path(path, suffix=f".{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=DPI, bbox_inches=bbox, pad_inches=0.05)
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches=bbox, pad_inches=0.05)
         out.append(path)
     if data is not None:
         path = stem.with_name(f"{stem.name}.csv")

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -28,11 +28,14 @@ from rankbench.nb101.spec import MAX_VERTICES, OP_CODES
 from rankbench.nb101.store import FIELDS, FORMAT, PAD_OP, StoreWriter, default_path, small_store_warning
 from rankbench.nb101.tfrecord import CorruptRecordError, read_records
 
-__all__ = ["ImportSummary", "import_tfrecord", "resolve_destination", "NotNB101Error"]
+__all__ = ["ImportSummary", "import_tfrecord", "resolve_destination", "NotNB101Error", "StoreExistsError",
+           "NB101_REPEATS"]
 
 _NAN = float("nan")
 _HEX = frozenset("0123456789abcdef")
 _N_FIELDS = len(FIELDS)
+#: training records NB101 holds per cell and epoch budget
+NB101_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ImportSummary:
     max_repeats: int
     seconds: float
     source_bytes: int
+    #: epochs -> number of cells with fewer than NB101's 3 records at that budget
+    short_cells: dict[int, int] = field(default_factory=dict)
 
     @property
     def records_per_second(self) -> float:
@@ -55,6 +60,22 @@ class ImportSummary:
     def warning(self) -> str | None:
         """Set when the store holds far fewer cells than NB101 (a partial or test file)."""
         return small_store_warning(self.path, self.cells, shadows_sample=_same_file(self.path, default_path()))
+
+    @property
+    def repeats_warning(self) -> str | None:
+        """Set when some cells have fewer than NB101's 3 training records at an epoch budget:
+        NB101 always has 3, so the file is incomplete (e.g. cut at a record boundary)."""
+        if not self.short_cells:
+            return None
+        parts = ", ".join(f"{n:,} of {self.cells:,} cells at {e} epochs" for e, n in sorted(self.short_cells.items()))
+        return (f"fewer than {NB101_REPEATS} records per cell: {parts}. NB101 trained every cell "
+                f"{NB101_REPEATS} times, so the file is incomplete (cut at a record boundary, e.g. by an "
+                f"interrupted download) and those cells' truth is the mean of fewer repeats. Download the "
+                f"file again and re-import it with --force")
+
+
+class StoreExistsError(ValueError):
+    """The destination already holds a store and replacing it was not asked for (``force``)."""
 
 
 class NotNB101Error(CorruptRecordError):
@@ -68,13 +89,14 @@ def _same_file(a: Path, b: Path) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def resolve_destination(out: str | os.PathLike | None) -> Path:
+def resolve_destination(out: str | os.PathLike | None, *, force: bool = False) -> Path:
     """The store file an import into ``out`` writes, checked before the (long) import starts.
 
     ``None``: ``data_home()/nb101.h5``; an existing folder (or a path ending in a separator):
-    ``nb101.h5`` inside it; else a file name ending in ``.h5``. An existing file there must be a
-    rankbench store (it is replaced atomically), and the nearest existing folder must be
-    writable. Raises ValueError saying what to change.
+    ``nb101.h5`` inside it; else a file name ending in ``.h5``. An existing store there is
+    replaced (atomically) only with ``force`` (else :class:`StoreExistsError`); any other
+    existing file never is. The nearest existing folder must be writable. Raises ValueError
+    saying what to change.
     """
     if out is None:
         p = default_path()
@@ -92,12 +114,28 @@ def resolve_destination(out: str | os.PathLike | None) -> Path:
         if not _is_store(p):
             raise ValueError(f"{p} exists and is not a rankbench NB101 store; refusing to overwrite it: give "
                              f"another --out, or move that file away")
+        if not force:
+            raise StoreExistsError(f"{p} already holds an NB101 store ({_describe_store(p)}); refusing to replace "
+                                   f"it: add --force to replace it, or give another --out")
     parent = next(a for a in p.parents if a.exists())  # the filesystem root always exists
     if not parent.is_dir():
         raise ValueError(f"cannot write {p}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write {p}: no write permission in {parent}; give another --out")
     return p
+
+
+def _describe_store(p: Path) -> str:
+    try:
+        with h5py.File(p, "r") as f:
+            a = f.attrs
+            n = int(a.get("num_cells", 0))
+            recs = a.get("source_records")
+            src = a.get("source")
+            return f"{n:,} cells" + (f", {int(recs):,} records" if recs is not None else "") + \
+                (f", from {src}" if src is not None else "")
+    except (OSError, ValueError, TypeError):
+        return "unreadable attributes"
 
 
 def _is_store(p: Path) -> bool:
@@ -220,12 +258,14 @@ def _check_specs(nv: np.ndarray, adj: np.ndarray, ops: np.ndarray, where: np.nda
 
 
 def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                    progress: bool = True, compression_level: int = 4) -> ImportSummary:
+                    progress: bool = True, compression_level: int = 4, force: bool = False) -> ImportSummary:
     """Convert an official NB101 tfrecord file into a store at ``out`` (default
     ``data_home()/nb101.h5``). Keeps every repeat and epoch budget found.
 
     ``out`` may be a folder (``nb101.h5`` inside it); it is checked first
-    (:func:`resolve_destination`, a ValueError). Raises
+    (:func:`resolve_destination`, a ValueError; an existing store is replaced only with
+    ``force``). Cells with fewer than NB101's 3 records at an epoch budget are counted in
+    ``ImportSummary.short_cells`` (a truncated file). Raises
     :class:`~rankbench.nb101.tfrecord.CorruptRecordError` (naming record and byte offset) for a
     corrupt, truncated or malformed file, its subclasses
     :class:`~rankbench.nb101.tfrecord.NotTFRecordError` for a file that is no TFRecord at all and
@@ -234,7 +274,7 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
     src = Path(src)
     if not src.is_file():
         raise FileNotFoundError(f"no such tfrecord file: {src}")
-    out = resolve_destination(out)
+    out = resolve_destination(out, force=force)
     size = src.stat().st_size
     t0 = time.perf_counter()
 
@@ -301,6 +341,7 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
     rep = np.arange(len(rc)) - start_pos
     epochs_present = sorted(int(e) for e in np.unique(re))
     n_cells = len(hashes)
+    short: dict[int, int] = {}
 
     with atomic_path(out, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
@@ -317,6 +358,9 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
                                              path=src)
                 max_rep = max(max_rep, n_rep)
                 counts = np.bincount(rows, minlength=n_cells)
+                n_short = int((counts < NB101_REPEATS).sum())
+                if n_short:
+                    short[e] = n_short
                 w.write_epoch(e, counts, {})
                 src_rows = rec_order[sel]
                 for j, name in enumerate(FIELDS):
@@ -337,4 +381,5 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
                 license="Apache-2.0 (NAS-Bench-101 data, google-research/nasbench)",
             )
     return ImportSummary(path=out, records=n_records, cells=n_cells, epochs=tuple(epochs_present),
-                         max_repeats=max_rep, seconds=time.perf_counter() - t0, source_bytes=size)
+                         max_repeats=max_rep, seconds=time.perf_counter() - t0, source_bytes=size,
+                         short_cells=short)

@@ -23,6 +23,8 @@ OPS = (CONV3X3, CONV1X1, MAXPOOL3X3)
 #: Integer codes used in NB101 dumps: -1 input, -2 output, 0.. the ops above.
 OP_CODES = {INPUT: -1, OUTPUT: -2, CONV3X3: 0, CONV1X1: 1, MAXPOOL3X3: 2}
 CODE_TO_OP = {v: k for k, v in OP_CODES.items()}
+#: short names accepted wherever an op is given (CLI, ModelSpec); specs always hold the full names
+OP_ALIASES = {"conv3x3": CONV3X3, "conv1x1": CONV1X1, "maxpool3x3": MAXPOOL3X3}
 MAX_VERTICES = 7
 MAX_EDGES = 9
 
@@ -71,9 +73,11 @@ def _normalise_ops(ops: Sequence) -> list[str]:
                 raise InvalidSpecError(f"op code {op!r} at vertex {i} is not an NB101 code (-2..2)")
             op = CODE_TO_OP[int(op)]
         op = str(op).strip()
+        op = OP_ALIASES.get(op, op)
         if op not in OP_CODES:
             raise InvalidSpecError(
-                f"op {op!r} at vertex {i} is not an NB101 op; allowed: input, output, {', '.join(OPS)}"
+                f"op {op!r} at vertex {i} is not an NB101 op; allowed: input, output, {', '.join(OPS)} "
+                f"(or {', '.join(OP_ALIASES)})"
             )
         out.append(op)
     return out
@@ -146,6 +150,14 @@ class ModelSpec:
         if isinstance(ops, str):
             ops = [o for o in ops.split(",")]
         return cls(matrix_from_string(adjacency), ops)
+
+    @property
+    def removed_vertices(self) -> tuple[int, ...]:
+        """Vertices of the given spec that pruning removed (on no input -> output path), in its
+        numbering; empty when the spec was already pruned."""
+        kept = set(_reach(self.original_matrix, 0, True) & _reach(self.original_matrix, len(self.original_ops) - 1,
+                                                                  False))
+        return tuple(v for v in range(len(self.original_ops)) if v not in kept)
 
     @property
     def num_vertices(self) -> int:

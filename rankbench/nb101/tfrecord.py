@@ -124,9 +124,9 @@ def read_records(path_or_file: str | os.PathLike | BinaryIO, *,
                                          index=index, offset=offset, path=path)
             if size is not None and offset + 16 + length > size:
                 raise CorruptRecordError(
-                    f"truncated record: {length} data bytes announced, only "
-                    f"{max(size - offset - 12, 0)} bytes left; the file is incomplete",
-                    index=index, offset=offset, path=path)
+                    f"truncated record: its header announces {length} data bytes and a 4-byte CRC "
+                    f"({length + 4} bytes), only {max(size - offset - 12, 0)} bytes are left; the file is "
+                    f"incomplete", index=index, offset=offset, path=path)
             data = read(length)
             footer = read(4)
             if len(data) < length or len(footer) < 4:

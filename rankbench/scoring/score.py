@@ -227,8 +227,10 @@ def score_key(cfg: Any, calibrate: bool, protocol: "str | Protocol | None" = Non
 
 
 def score_cache_path(run_dir: str | Path, cfg: Any, calibrate: bool,
-                     protocol: "str | Protocol | None" = None, *, channels_last: bool = True) -> Path:
-    """``run_dir/scores/<key>.csv`` for this setup; writes ``<key>.json`` describing the key.
+                     protocol: "str | Protocol | None" = None, *, channels_last: bool = True,
+                     platform: dict | None = None) -> Path:
+    """``run_dir/scores/<key>.csv`` for this setup; writes ``<key>.json`` describing the key
+    (and ``platform``, the compute platform the scores are made on).
 
     The weights are identified by the run's ``train_done.json`` as well as the training
     fingerprint, so a retrained run never reuses scores of earlier weights."""
@@ -241,8 +243,24 @@ def score_cache_path(run_dir: str | Path, cfg: Any, calibrate: bool,
     meta = path.with_suffix(".json")
     if not meta.exists():
         write_json(meta, {"key": key, **_key_content(cfg, proto, calibrate, weights_id, channels_last),
-                          "protocol": asdict(proto)})
+                          "protocol": asdict(proto), **({"platform": platform} if platform else {})})
     return path
+
+
+def check_score_cache_platform(path: str | Path, platform: dict) -> str | None:
+    """Before scores cached at ``path`` are reused: None when they were made on ``platform``
+    (or there are none yet); else :class:`rankbench.numerics.PlatformMismatch`, or with the
+    platform override the note to record."""
+    from rankbench.numerics import check_same_platform
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        recorded = json.loads(path.with_suffix(".json").read_text()).get("platform")
+    except (OSError, ValueError):
+        recorded = None
+    return check_same_platform(f"the score cache {path.parent.parent.name}/scores/{path.name}", recorded, platform)
 
 
 def _read_cache(path: Path | None, calibrate: bool) -> dict[str, dict[str, Any]]:

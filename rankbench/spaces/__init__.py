@@ -64,8 +64,13 @@ def create_space(name: str = "s4", **settings: Any) -> SearchSpace:
 
 
 def space_from_config(cfg) -> SearchSpace:
-    """The space a :class:`~rankbench.config.RunConfig` (or its ``space`` section) names."""
+    """The space a :class:`~rankbench.config.RunConfig` (or its ``space`` section) names. A
+    space class with a ``from_config(cfg)`` classmethod builds itself from the whole
+    RunConfig (nb101: its candidates come from the store ``truth.store`` names)."""
     sec = getattr(cfg, "space", cfg)
+    hook = getattr(SPACES.get(sec.name), "from_config", None)
+    if hook is not None and sec is not cfg:
+        return hook(cfg)
     return create_space(sec.name, **sec.settings())
 
 

@@ -5,10 +5,12 @@ NB101's generator (``generate_graphs.py``) met first and stored, with the smalle
 ``bits`` in its numbering (``gen_is_edge_fn``: edge x -> y is bit ``x + y(y-1)/2``), then the
 smallest op labels in ``itertools.product`` order (conv3x3 < conv1x1 < maxpool3x3). The labelling
 matters beyond names: NB101's channel rule gives the remainder channels to the first vertices,
-so isomorphic labellings of a cell can have different weight counts (123 of the 1,030 cells with a
-spec in the bundled data have labellings with different counts); the stored one is
-the network NB101 trained and counted. (Checked: every one of the 1,030 stored specs is its
-cell's smallest labelling by this rule.)
+so isomorphic labellings of a cell can have different weight counts (3,824 of the 30,031 bundled
+cells have labellings with different counts); the stored one is the network NB101 trained and
+counted. (Checked: every one of the 1,030 specs in the source files is its cell's smallest
+labelling by this rule, and this labelling gives NB101's ``trainable_parameters`` for all 30,031
+bundled cells: ``tests/test_nb101_catalogue.py``.) :func:`canonical_cells` enumerates every cell in
+this labelling; the NB101 catalogue (:mod:`rankbench.nb101.catalogue`) is built from it.
 
 ``arch.name`` is the interior ops ("3" conv3x3, "1" conv1x1, "m" maxpool3x3, in vertex order),
 "_", and ``bits`` in hexadecimal: ``"3m_25"`` is input -> conv3x3 -> maxpool3x3 -> output,
@@ -31,7 +33,8 @@ test_nb101_supernet.py`` checks the uniformity (exactly, on all 2,532 cells of u
 and that the plain sampler fails the same check.
 
 **Candidates.** The cells whose spec the NB101 store holds, in hash order (the bundled sample:
-1,030), or a seeded sample of ``n`` of them (``score.candidates``, for an imported full store).
+all 30,031), or a seeded sample of ``n`` of them (``score.candidates``). The store is the one
+``truth.store`` names (:meth:`NB101Space.from_config`), else :func:`rankbench.nb101.open`'s choice.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ import itertools
 import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -50,7 +53,7 @@ from rankbench.spaces import register_space
 from rankbench.spaces.base import Scalar, SpaceMixin
 
 __all__ = ["NB101Arch", "NB101Space", "OP_CHAR", "canonical_name", "count_cells", "labelled_cell_counts",
-           "survey", "Survey", "draw_cell", "propose_cell", "NUM_CELLS"]
+           "survey", "Survey", "canonical_cells", "draw_cell", "propose_cell", "NUM_CELLS"]
 
 #: op -> one-character code in arch names (as S4's codes)
 OP_CHAR = {CONV3X3: "3", CONV1X1: "1", MAXPOOL3X3: "m"}
@@ -145,6 +148,33 @@ def _canonical(ops: str, n: int, bits: int) -> tuple[str, int]:
     return _code(best, n, nb), len(forms)
 
 
+@lru_cache(maxsize=None)
+def _label_table(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every op labelling of ``k`` interior vertices in ``itertools.product`` order, and the
+    base-3 weights that number them in that order."""
+    labels = np.array(list(itertools.product(range(3), repeat=k)), dtype=np.int64).reshape(3 ** k, k)
+    return labels, 3 ** np.arange(k - 1, -1, -1, dtype=np.int64)
+
+
+@lru_cache(maxsize=65536)
+def _min_keys(n: int, bits: int) -> np.ndarray:
+    """For each op labelling (by its ``itertools.product`` index) of the adjacency ``bits``: the
+    smallest key ``bits' * 3^k + labelling index`` over its relabellings, i.e. NB101's labelling."""
+    k = n - 2
+    labels, weights = _label_table(k)
+    keys = [nb * 3 ** k + labels[:, [o - 1 for o in order]] @ weights for order, nb in _relabellings(n, bits)]
+    return np.min(np.stack(keys, axis=1), axis=1)
+
+
+def _canonical_name(ops: str, n: int, bits: int) -> str:
+    """The canonical name of a labelled cell (as :func:`_canonical`, from a cached table)."""
+    k = n - 2
+    key = int(_min_keys(n, bits)[int(ops.translate(_TO_LABEL), 3) if k else 0])
+    nb, index = divmod(key, 3 ** k)
+    chars = "".join("31m"[index // 3 ** (k - 1 - i) % 3] for i in range(k))
+    return _code(chars, n, nb)
+
+
 def _labelled(spec: ModelSpec) -> tuple[str, int, int]:
     ops = "".join(OP_CHAR[o] for o in spec.ops[1:-1])
     return ops, spec.num_vertices, _bits_of(spec.matrix)
@@ -152,7 +182,7 @@ def _labelled(spec: ModelSpec) -> tuple[str, int, int]:
 
 def canonical_name(spec: ModelSpec) -> str:
     """The nb101 arch name of a (pruned) NB101 spec; equal for isomorphic specs."""
-    return _canonical(*_labelled(spec))[0]
+    return _canonical_name(*_labelled(spec))
 
 
 # -- the labelled cells NB101 enumerates ---------------------------------------------------------
@@ -193,6 +223,21 @@ class Survey:
     pred_sets: dict[int, frozenset[tuple[int, ...]]]
 
 
+def canonical_cells(max_vertices: int = MAX_VERTICES) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Every distinct cell of up to ``max_vertices`` vertices in NB101's own labelling, in the
+    order NB101's generator meets them: ``(n, bits, labels)`` per valid adjacency (ascending
+    ``n``, then ``bits``), ``labels`` the ``(rows, n - 2)`` interior op labels (0 conv3x3,
+    1 conv1x1, 2 maxpool3x3) of the cells whose canonical labelling has that adjacency, in
+    ``itertools.product`` order (possibly no rows). 423,624 rows in all for 7 vertices."""
+    for n in range(2, max_vertices + 1):
+        k = n - 2
+        labels, _ = _label_table(k)
+        own = np.arange(3 ** k, dtype=np.int64)
+        for b in _valid_bits(n).tolist():
+            # NB101's order: adjacency bits first, then the op labels (0 conv3x3, 1 conv1x1, 2 maxpool)
+            yield n, b, labels[_min_keys(n, b) == b * 3 ** k + own]
+
+
 @lru_cache(maxsize=None)
 def survey(max_vertices: int = MAX_VERTICES) -> Survey:
     """Enumerate every labelled cell NB101 enumerates and keep the canonical ones (a few
@@ -200,26 +245,14 @@ def survey(max_vertices: int = MAX_VERTICES) -> Survey:
     cells: dict[int, int] = {}
     fan_ins: dict[int, set[int]] = {v: set() for v in range(1, max_vertices - 1)}
     pred_sets: dict[int, set[tuple[int, ...]]] = {v: set() for v in range(1, max_vertices - 1)}
-    for n in range(2, max_vertices + 1):
-        k = n - 2
-        labels = np.array(list(itertools.product(range(3), repeat=k)), dtype=np.int64).reshape(3 ** k, k)
-        weights = 3 ** np.arange(k - 1, -1, -1, dtype=np.int64)
-        identity = tuple(range(1, n - 1))
-        total = 0
-        for b in _valid_bits(n).tolist():
-            rel = _relabellings(n, b)
-            # NB101's order: adjacency bits first, then the op labels (0 conv3x3, 1 conv1x1, 2 maxpool)
-            keys = np.stack([nb * 3 ** k + labels[:, [o - 1 for o in order]] @ weights for order, nb in rel], axis=1)
-            own = keys[:, [i for i, (order, _) in enumerate(rel) if order == identity][0]]
-            canonical = labels[own == keys.min(axis=1)]
-            total += len(canonical)
-            m = _matrix_of(n, b)
-            for v in range(1, n - 1):
-                if (canonical[:, v - 1] < 2).any():  # some canonical cell has a conv at v
-                    preds = tuple(int(u) for u in np.flatnonzero(m[:, v]))
-                    fan_ins[v].add(len(preds))
-                    pred_sets[v].add(preds)
-        cells[n] = total
+    for n, b, canonical in canonical_cells(max_vertices):
+        cells[n] = cells.get(n, 0) + len(canonical)
+        m = _matrix_of(n, b)
+        for v in range(1, n - 1):
+            if (canonical[:, v - 1] < 2).any():  # some canonical cell has a conv at v
+                preds = tuple(int(u) for u in np.flatnonzero(m[:, v]))
+                fan_ins[v].add(len(preds))
+                pred_sets[v].add(preds)
     return Survey(cells, {v: frozenset(f) for v, f in fan_ins.items()},
                   {v: frozenset(p) for v, p in pred_sets.items()})
 
@@ -276,12 +309,15 @@ class NB101Arch:
         spec = ModelSpec(_matrix_of(n, bits), [INPUT] + [CHAR_OP[c] for c in ops] + [OUTPUT])
         if spec.num_vertices != n:
             raise InvalidSpecError(f"{self.name!r} has vertices off every input -> output path")
+        if self.__dict__.get("_hash") is not None:
+            spec.__dict__["hash"] = self.__dict__["_hash"]  # known (from a store): seed the cache
         return spec
 
     @property
     def hash(self) -> str:
         """NB101's graph hash."""
-        return self.spec.hash
+        known = self.__dict__.get("_hash")
+        return known if known is not None else self.spec.hash
 
     @property
     def num_vertices(self) -> int:
@@ -310,8 +346,9 @@ def _arch(name: str, spec: ModelSpec | None = None, hash_: str | None = None) ->
     a = object.__new__(NB101Arch)
     object.__setattr__(a, "name", name)
     if hash_ is not None:
-        spec = spec or a.spec
-        spec.__dict__["hash"] = hash_  # ModelSpec.hash is a cached_property: seed the cache
+        a.__dict__["_hash"] = hash_  # the spec is built only when asked for
+        if spec is not None:
+            spec.__dict__["hash"] = hash_  # ModelSpec.hash is a cached_property: seed the cache
     if spec is not None:
         a.__dict__["spec"] = spec
     return a
@@ -343,9 +380,18 @@ class NB101Space(SpaceMixin):
     def settings(self) -> dict[str, Any]:
         return {}
 
+    @classmethod
+    def from_config(cls, cfg) -> "NB101Space":
+        """The space of a RunConfig: its ``[space]`` settings, and candidates from the store
+        ``truth.store`` names (``""``: :func:`rankbench.nb101.open`'s search)."""
+        from rankbench.spaces import create_space
+
+        store = getattr(getattr(cfg, "truth", None), "store", "") or None
+        return create_space(cfg.space.name, **cfg.space.settings(), store=store)
+
     # -- archs --------------------------------------------------------------------------------
     def _arch(self, ops: str, n: int, bits: int, spec: ModelSpec | None = None, hash_: str | None = None) -> NB101Arch:
-        name = _canonical(ops, n, bits)[0]
+        name = _canonical_name(ops, n, bits)
         a = self._archs.get(name)
         if a is None:
             same = spec is not None and _code(ops, n, bits) == name
@@ -384,7 +430,7 @@ class NB101Space(SpaceMixin):
         return self._store
 
     def candidates(self, n: int = 0, seed: int = 0) -> list[NB101Arch]:
-        """The cells whose spec the store holds, in hash order (bundled sample: 1,030), or ``n``
+        """The cells whose spec the store holds, in hash order (bundled sample: 30,031), or ``n``
         of them drawn with ``seed`` (kept in hash order; only those are read)."""
         if n < 0:
             raise ValueError(f"the number of candidates must be >= 0, got {n}")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rankbench import distributed
+from rankbench.numerics import setup_compute, weights_digest
 from rankbench._io import atomic_path, write_json
 from rankbench.config import RunConfig
 from rankbench.rundir import RunDir
@@ -172,8 +173,7 @@ class Loop:
         self.device = device = resolve_device(tcfg.device)
         self.fingerprint = cfg.training_fingerprint(device.type)
         cuda = device.type == "cuda"
-        if not cuda and tcfg.num_threads > 0:
-            torch.set_num_threads(tcfg.num_threads)
+        self.platform = setup_compute(tcfg, device)  # portable dispatch and threads, before any kernel
         torch.manual_seed(tcfg.seed)
         random.seed(tcfg.seed)
         np.random.seed(tcfg.seed % 2**32)
@@ -300,8 +300,8 @@ class Loop:
     def finish(self, splits, weights_name: str) -> dict[str, Any]:
         """Write the final weights and train_done.json (rank 0); return the summary."""
         weights_path, done_path = self.run_dir / weights_name, self.run_dir / DONE
+        state = {k: v.detach().cpu() for k, v in self.base.state_dict().items()}
         if self.main:
-            state = {k: v.detach().cpu() for k, v in self.base.state_dict().items()}
             with atomic_path(weights_path, suffix=".pt") as tmp:
                 torch.save(state, tmp)
         rows = self.pos.log
@@ -321,6 +321,8 @@ class Loop:
             "parameters": sum(p.numel() for p in self.base.parameters()),
             "fingerprint": self.fingerprint,
             "weights": weights_name,
+            "weights_digest": weights_digest(state),
+            "platform": self.platform,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "data": data_info,
         }
