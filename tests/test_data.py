@@ -565,3 +565,12 @@ def test_official_archive_order_unchanged_by_order_setting(tmp_path):
 def test_order_is_validated():
     with pytest.raises(ValueError, match="mixed"):
         load_cifar10("bundled", order="sorted", progress=False)
+
+
+def test_same_device_treats_cuda_without_index_as_the_current_one():
+    from rankbench.data.loader import same_device
+
+    cpu, c0, c, c1 = (torch.device(d) for d in ("cpu", "cuda:0", "cuda", "cuda:1"))
+    assert same_device(cpu, cpu) and not same_device(cpu, c0) and not same_device(c, cpu)
+    assert same_device(c0, c) and same_device(c, c0) and same_device(c1, c1)  # (current device: 0 here)
+    assert not same_device(c0, c1)

@@ -111,6 +111,17 @@ def _seed(*key: int) -> int:
     return int.from_bytes(d, "little") & ((1 << 63) - 1)
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether tensors on ``a`` are already on ``b``: ``cuda`` (no index) means the current
+    CUDA device, so ``cuda:0`` and ``cuda`` are the same there."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda" or a.index == b.index:
+        return True
+    cur = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return (a.index if a.index is not None else cur) == (b.index if b.index is not None else cur)
+
+
 class BatchLoader:
     """Yields ``(images, labels)``: float32 [B, 3, 32, 32] normalised, int64 [B], on ``device``.
 
@@ -199,7 +210,7 @@ class BatchLoader:
         for i in range(int(start), len(self)):
             idx = order[i * bs:(i + 1) * bs]
             x, y = self.images[idx], self.labels[idx]
-            if x.device != self.device:
+            if not same_device(x.device, self.device):
                 if self.pin_memory:
                     x, y = x.pin_memory(), y.pin_memory()
                 x = x.to(self.device, non_blocking=True)
