@@ -24,8 +24,9 @@ MARK = re.compile(r"<!-- main-job: platform=(\w+) no_calib=([+-][\d.]+) calib=([
 
 
 def _printed_tau(out: str, label: str) -> float:
-    (line,) = [ln for ln in out.splitlines() if ln.startswith(label)]
-    return float(line[len(label):].split()[0])
+    """Tau per subnet from the summary table's row ``label`` (``no calibration   +0.305 [...``)."""
+    (tau,) = [m.group(1) for ln in out.splitlines() if (m := re.match(rf"{label}\s{{2,}}([+-]\d+\.\d+) ", ln))]
+    return float(tau)
 
 
 def test_main_job_prints_the_readme_numbers(tmp_path, capsys):
