@@ -28,7 +28,7 @@ from rankbench._io import atomic_path, write_text
 from rankbench.data.splits import load_splits
 from rankbench.metrics import kendall_tau
 from rankbench.numerics import setup_compute
-from rankbench.pipeline import prepare
+from rankbench.plan import resolve
 from rankbench.rundir import RunDir
 from rankbench.scoring import score_candidates
 from rankbench.train import load_supernet, resolve_device
@@ -44,7 +44,7 @@ def measure(run_dir: Path, *, progress: bool) -> dict:
     from rankbench.config import apply_overrides
 
     cfg = apply_overrides(RunDir(run_dir).load_config(), {"score.protocol": "paper"})
-    p = prepare(cfg)
+    p = resolve(cfg, truth="require")
     cfg = p.cfg
     device = resolve_device(cfg.train.device)
     setup_compute(cfg.train, device)
@@ -52,9 +52,9 @@ def measure(run_dir: Path, *, progress: bool) -> dict:
     mixed = load_splits(cfg.data, progress=progress)
     hashes = [c.hash for c in p.candidates]
     truth, _ = p.truth.values(hashes, reduce=cfg.truth.reduce, seed=cfg.score.seed)
-    kw = dict(protocol=p.proto, data_cfg=cfg.data, progress=progress)
+    kw = dict(protocol=p.protocol, data_cfg=cfg.data, progress=progress)
     nocalib = score_candidates(net, p.candidates, mixed, cfg.score, calibrate=False, **kw)["accuracy"].to_numpy(float)
-    keep = np.asarray(p.proto.keep_mask(nocalib, int(cfg.score.drop_lowest)), dtype=bool)
+    keep = np.asarray(p.protocol.keep_mask(nocalib, int(cfg.score.drop_lowest)), dtype=bool)
     row = {"run": RunDir(run_dir).name, "variant": cfg.model.variant, "seed": cfg.train.seed,
            "candidates": len(hashes), "kept": int(keep.sum()),
            "tau_nocalib": kendall_tau(nocalib[keep], truth[keep])}

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -66,6 +68,46 @@ def versions() -> dict[str, str]:
     if commit:
         out["rankbench_git"] = commit
     return out
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def clean_json(obj: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists, numpy scalars and arrays -> Python, paths -> str: strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if type(obj).__module__ == "numpy":
+        if hasattr(obj, "tolist"):
+            return clean_json(obj.tolist())
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def short_digest(content: Any, length: int = 12) -> str:
+    """The first ``length`` hex digits of the sha256 of ``content``: bytes as they are, a str
+    as UTF-8, anything else as its canonical JSON (sorted keys; what JSON cannot hold as its
+    str). Every short hash rankbench names things by (fingerprints, report names, cache keys,
+    digests) is this one."""
+    if isinstance(content, bytes):
+        blob = content
+    elif isinstance(content, str):
+        blob = content.encode()
+    else:
+        blob = json.dumps(content, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
 
 
 def source_fingerprint() -> str:

@@ -7,13 +7,15 @@ names, ``train.epochs=5``; a wrong name or a wrong type fails loudly here.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
+
+from rankbench._io import short_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from rankbench.spaces.base import SpaceSettings
@@ -47,7 +49,7 @@ class ModelConfig:
     def m(self) -> int:
         """Deprecated: ``cfg.space.m`` (S4's setting)."""
         try:
-            return self.space_section.m
+            return self.space_section.m  # type: ignore[attr-defined]  # S4's settings have m
         except AttributeError:
             raise AttributeError(f"search space {self.space!r} has no setting m") from None
 
@@ -191,8 +193,7 @@ class RunConfig:
         """A short stable hash of the given sections (all if none): equal configs, equal key."""
         d = self.to_dict()
         keys = sections or tuple(SECTIONS)
-        blob = json.dumps({k: d[k] for k in keys}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return short_digest({k: d[k] for k in keys})
 
     def training_fingerprint(self, device_type: str | None = None) -> str:
         """Everything that changes the trained weights on a ``device_type`` ("cpu", "cuda")
@@ -201,20 +202,19 @@ class RunConfig:
         effect there (``amp`` on CPU, ``num_threads`` on CUDA) counts as its default, so it moves
         no run."""
         if device_type is None:
-            device_type = _device_type(self.train.device)
+            device_type = device_type_of(self.train.device)
         d = self.to_dict()
         default = dataclasses.asdict(TrainConfig())
         train = {k: (v if self.train.takes_effect(k, device_type) else default[k]) for k, v in d["train"].items()
                  if k not in _NOT_TRAINING}
-        blob = json.dumps({"model": _model_identity(d), "data": d["data"], "train": train}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return short_digest({"model": _model_identity(d), "data": d["data"], "train": train})
 
 
 #: train fields that never change the trained weights
 _NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "tensorboard")
 
 
-def _device_type(device: str) -> str:
+def device_type_of(device: str) -> str:
     """"cpu" / "cuda" for a ``train.device`` value; "auto" asks torch (imported only then)."""
     if device == "auto":
         import torch
@@ -317,7 +317,9 @@ def _coerce(section: str, name: str, typ: Any, value: Any) -> Any:
 def _section_from_dict(section: str, d: dict[str, Any]) -> Any:
     if section == "space":
         return _space_section_from_dict(d)
-    return _build_section(section, SECTIONS[section], d)
+    cls = SECTIONS[section]
+    assert cls is not None  # only [space] has no fixed class
+    return _build_section(section, cls, d)
 
 
 def _build_section(section: str, cls: type, d: dict[str, Any]) -> Any:
@@ -358,6 +360,45 @@ def load_preset(name_or_path: str) -> RunConfig:
         raise ConfigError(f"preset {name_or_path}: invalid TOML: {e}") from None
     data.setdefault("preset", name)
     return RunConfig.from_dict(data)
+
+
+# -- config differences: one helper for every reader (pipeline, compare, figures) --------------
+def flatten_config(cfg: RunConfig | dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config (or its ``to_dict``) as {dotted field: value}, lists as tuples (comparable)."""
+    d = cfg.to_dict() if isinstance(cfg, RunConfig) else cfg
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten_config(v, key + "."))
+        else:
+            out[key] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def config_overrides(cfg: RunConfig, *, ignore: tuple[str, ...] | list[str] = ("model.variant", "train.seed"),
+                     base: RunConfig | None = None) -> dict[str, Any]:
+    """The resolved fields in which ``cfg`` differs from ``base`` (default: its preset), as
+    {dotted name: value}, less ``ignore``. A preset that cannot be loaded (a path that moved):
+    every field counts."""
+    if base is None:
+        try:
+            base_d = load_preset(cfg.preset).to_dict()
+        except Exception:  # a preset given as a path that moved: everything counts
+            base_d = {}
+    else:
+        base_d = base.to_dict()
+    out = {}
+    for section, fields_ in cfg.to_dict().items():
+        if not isinstance(fields_, dict):
+            continue
+        for k, v in fields_.items():
+            key = f"{section}.{k}"
+            if key in ignore:
+                continue
+            if (base_d.get(section) or {}).get(k, object()) != v:
+                out[key] = v
+    return out
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str] | dict[str, Any]) -> RunConfig:
@@ -460,17 +501,11 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
 )
 
 
-def validate_config(cfg: RunConfig, *, device_check: bool = True) -> RunConfig:
-    """Check every value a run depends on, before anything is created; returns ``cfg``.
-
-    Ranges and choices of each field, the variant, search space (with the space's own
-    settings, by building it) and protocol against their registries, and, with
-    ``device_check``, that a CUDA device asked for exists here. One :class:`ConfigError`
-    lists every problem: the field, its value, the rule, how to set it.
-    """
-    import math
-    import re
-
+def config_problems(cfg: RunConfig) -> list[str]:
+    """Every value of ``cfg`` that breaks a field rule (:data:`_RULES`, finite numbers, the
+    device's form), one line each: the field, its value, the rule, how to set it. The checks
+    against the registries (variant, space, protocol) and this machine's devices are
+    :func:`rankbench.plan.validate_config`'s."""
     problems: list[str] = []
 
     def bad(key: str, value: Any, rule: str, fix: str | None = None) -> None:
@@ -491,54 +526,26 @@ def validate_config(cfg: RunConfig, *, device_check: bool = True) -> RunConfig:
             continue
         if not ok(getattr(sec, name)):
             bad(key, getattr(sec, name), rule)
+    if not re.fullmatch(DEVICE_PATTERN, cfg.train.device):
+        bad("train.device", cfg.train.device, "must be auto, cpu, cuda or cuda:N",
+            "use --device auto|cpu|cuda|cuda:N")
+    return problems
 
-    from rankbench.scoring.protocols import PROTOCOLS
-    from rankbench.spaces import SPACES, create_space
-    from rankbench.supernet import VARIANTS, list_variants, variant_info
 
-    space_key, space_name, settings = "space.name", cfg.space.name, cfg.space.settings()
-    if space_name not in SPACES:
-        bad(space_key, space_name, f"unknown search space; spaces: {', '.join(SPACES.names())}",
-            "pick one with --space NAME (rankbench list spaces)")
-    else:
-        try:
-            create_space(space_name, **settings)
-        except (TypeError, ValueError) as e:
-            shown = ", ".join(f"space.{k} = {v!r}" for k, v in settings.items())
-            field_ = next(iter(settings)) if len(settings) == 1 else "<field>"
-            problems.append(f"{shown or space_key}: {e}; set it with --set space.{field_}=..."
-                            + (" or --m M" if "m" in settings else ""))
-    variant = cfg.model.variant
-    if variant not in VARIANTS:
-        bad("model.variant", variant, f"unknown variant; variants: {', '.join(VARIANTS.names())}",
-            "pick one with --variant NAME (rankbench list variants)")
-    elif space_name in SPACES and not variant_info(variant).supports(space_name):
-        bad("model.variant", variant, f"cannot be built on search space {space_name!r}; variants for it: "
-            f"{', '.join(list_variants(space_name)) or '(none)'}", "pick one with --variant NAME")
-    if cfg.score.protocol not in PROTOCOLS:
-        bad("score.protocol", cfg.score.protocol, f"unknown protocol; protocols: {', '.join(PROTOCOLS.names())}",
-            "pick one with --protocol NAME")
+#: the form of ``train.device``
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
-    device = cfg.train.device
-    if cfg.train.tensorboard:
-        import importlib.util
 
-        if importlib.util.find_spec("tensorboard") is None:
-            bad("train.tensorboard", True, "TensorBoard is not installed here",
-                'pip install "rankbench[tb]", or drop --tensorboard')
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        bad("train.device", device, "must be auto, cpu, cuda or cuda:N", "use --device auto|cpu|cuda|cuda:N")
-    elif device_check and device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            bad("train.device", device, "CUDA is not available here", "use --device auto or --device cpu")
-        elif ":" in device and int(device.partition(":")[2]) >= torch.cuda.device_count():
-            bad("train.device", device, f"this machine has {torch.cuda.device_count()} CUDA device(s)",
-                "use --device cuda (the first) or cuda:N with a smaller N")
-
+def raise_problems(problems: list[str]) -> None:
+    """One :class:`ConfigError` listing every problem (nothing when there is none)."""
     if problems:
         head = "invalid config" + (f" ({len(problems)} problems)" if len(problems) > 1 else "")
         raise ConfigError(head + ": " + problems[0] if len(problems) == 1
                           else head + ":\n  " + "\n  ".join(problems))
+
+
+def validate_config(cfg: RunConfig) -> RunConfig:
+    """Check the field rules of ``cfg`` (:func:`config_problems`); returns ``cfg``. A run's
+    whole check, registries and devices included, is :func:`rankbench.plan.validate_config`."""
+    raise_problems(config_problems(cfg))
     return cfg

@@ -26,6 +26,8 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from rankbench._io import write_text
+from rankbench.config import RunConfig
+from rankbench.reports import load_report
 from rankbench.rundir import RunDir
 
 __all__ = ["REPORT_HTML", "PAGES_ENV", "report_html", "ablation_html", "write_report_html", "write_ablation_html",
@@ -289,8 +291,6 @@ def report_html(report_dir: str | os.PathLike, figures_dir: str | os.PathLike | 
     ``<report>/figures/``) embedded, the truth and its reliability, the config against its
     preset, provenance. Pure: reads the folder, returns the page."""
     from rankbench.figures._runs import run_label
-    from rankbench.reports import load_report
-
     rep = load_report(report_dir)
     m, cfg = rep.metrics, rep.config
     rd = RunDir(rep.run_dir)
@@ -432,7 +432,6 @@ def ablation_html(folder: str | os.PathLike) -> str:
     the reference rankers), the paired differences, every PNG in the folder embedded, the
     truth and its reliability, the config against its preset, provenance (the runs' versions
     and weights digests). Pure: reads the folder, returns the page."""
-    from rankbench.config import RunConfig
     from rankbench.figures._runs import space_label
 
     folder = Path(folder)
@@ -469,7 +468,7 @@ def ablation_html(folder: str | os.PathLike) -> str:
     reports = meta.get("reports") or {}
     versions, differ = _run_versions(reports)
     digests = []
-    for v, paths in reports.items():
+    for paths in reports.values():
         for p in paths:
             m = _read_json(Path(p) / RunDir.REPORT_METRICS)
             d = m.get("weights_digest") or _read_json(Path(p).parent.parent / RunDir.DONE).get("weights_digest")
@@ -495,8 +494,6 @@ def ablation_html(folder: str | os.PathLike) -> str:
 # -- writing ------------------------------------------------------------------------------------
 def write_report_html(report_dir: str | os.PathLike, figures_dir: str | os.PathLike | None = None) -> Path:
     """Write :func:`report_html` to ``<report dir>/report.html`` (atomically); returns its path."""
-    from rankbench.reports import load_report
-
     rep = load_report(report_dir)
     path = rep.path / REPORT_HTML
     write_text(path, report_html(rep.path, figures_dir))

@@ -13,19 +13,25 @@ Every report ranks the same candidates, with the same metrics and intervals, by
 Sizes are computed in closed form with NB101's channel rule (nasbench-pytorch's
 ``compute_vertex_channels``, the rule its ``Network`` builds with; tested against it and
 against NB101's stored counts): no network is built.
+
+Each ranker is an entry of :data:`REFERENCES` (``@register_reference(name, label)``): given a
+:class:`ReferenceContext` (the candidates' cells, the network size and a builder for it, the
+truth's NB101 store if any, a device, a seed, a shared cache) it returns one score per candidate
+and a description, or None where it does not apply. A new ranker is one decorated function;
+``rankbench list references`` and the contract test (tests/test_registries.py) read the registry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["NetworkSize", "cell_cost", "network_cost", "reference_scores", "REFERENCE_LABELS"]
+from rankbench._registry import Registry
 
-#: reference ranker -> label for tables
-REFERENCE_LABELS = {"params": "parameters", "flops": "FLOPs (MACs)", "nb101_4": "NB101 4 epochs",
-                    "nb101_12": "NB101 12 epochs", "nb101_36": "NB101 36 epochs"}
+__all__ = ["NetworkSize", "cell_cost", "network_cost", "reference_scores", "ReferenceContext", "ReferenceRanker",
+           "REFERENCES", "register_reference", "list_references", "reference_label"]
+
 _KERNEL = {"conv3x3-bn-relu": 3, "conv1x1-bn-relu": 1, "maxpool3x3": 0}
 
 
@@ -78,41 +84,159 @@ def network_cost(matrix: np.ndarray, ops: Sequence[str], size: NetworkSize = Net
     return params, macs
 
 
+# -- the registry: every reference ranker, given one context, scores every candidate -----------
+@dataclass
+class ReferenceContext:
+    """What a reference ranker may use: the candidates' cells (``specs``, ModelSpecs in candidate
+    order), the stand-alone network size, NB101's store where the truth is NB101's (else None),
+    the truth's metric, a device and a seed for rankers that run networks, and a cache shared by
+    the rankers of one call (e.g. the closed-form costs, computed once for params and flops)."""
+
+    specs: Sequence[Any]
+    size: NetworkSize = NetworkSize()
+    store: Any = None
+    metric: str = "validation_accuracy"
+    device: str = "cpu"
+    seed: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hashes(self) -> list[str]:
+        return [s.hash for s in self.specs]
+
+    def costs(self) -> dict[str, tuple[int, int]]:
+        """(parameters, MACs) per candidate hash at :attr:`size` (:func:`network_cost`), once."""
+        if "costs" not in self.cache:
+            costs: dict[str, tuple[int, int]] = {}
+            for s in self.specs:
+                if s.hash not in costs:
+                    costs[s.hash] = network_cost(np.asarray(s.matrix), list(s.ops), self.size)
+            self.cache["costs"] = costs
+        return self.cache["costs"]
+
+    def network(self, spec: Any) -> Any:
+        """The stand-alone NB101 network of ``spec`` at :attr:`size` (torch; for rankers that run one)."""
+        from rankbench.nb101.network import build_network  # torch: only for a ranker that needs it
+
+        return build_network(spec, stem_channels=self.size.stem_channels, num_stacks=self.size.stacks,
+                             cells_per_stack=self.size.cells_per_stack, num_classes=self.size.num_classes)
+
+
+#: a ranker's answer: one score per candidate (higher = ranked better; NaN where unknown) and a
+#: line describing it for reports; None when it does not apply to this context
+Scores = "tuple[np.ndarray, str] | None"
+
+
+@dataclass(frozen=True)
+class ReferenceRanker:
+    """A registered reference ranker."""
+
+    name: str
+    label: str  # for tables and figures
+    score: Callable[[ReferenceContext], Any]  # -> (scores, description) or None
+    doc: str = ""
+
+    def __call__(self, ctx: ReferenceContext) -> Any:
+        return self.score(ctx)
+
+
+REFERENCES: Registry[ReferenceRanker] = Registry("reference ranker")
+
+
+def register_reference(name: str, label: str) -> Callable[[Callable[[ReferenceContext], Any]], Callable]:
+    """Decorator: register ``score(ctx) -> (scores, description) | None`` as reference ranker
+    ``name`` (``label`` for tables). Every report ranks the candidates by every registered
+    ranker that applies, in registration order."""
+
+    def deco(fn: Callable[[ReferenceContext], Any]) -> Callable[[ReferenceContext], Any]:
+        doc = (fn.__doc__ or "").strip().split("\n\n")[0]
+        doc = " ".join(line.strip() for line in doc.splitlines())
+        REFERENCES.register(name, doc)(ReferenceRanker(name=name, label=label, score=fn, doc=doc))
+        return fn
+
+    return deco
+
+
+def list_references() -> list[str]:
+    return REFERENCES.names()
+
+
+def reference_label(name: str) -> str:
+    """A reference ranker's label for tables (its name when it is not registered)."""
+    return REFERENCES.get(name).label if name in REFERENCES else name
+
+
+def _store_params(ctx: ReferenceContext) -> np.ndarray | None:
+    """NB101's stored trainable_parameters per candidate, when the store has every one."""
+    if ctx.store is None:
+        return None
+    hashes = ctx.hashes
+    present = np.array([h in ctx.store for h in hashes], dtype=bool)
+    nb = np.full(len(hashes), np.nan)
+    for i in np.flatnonzero(present):
+        try:
+            nb[i] = ctx.store.params(hashes[i])
+        except (KeyError, ValueError, LookupError):  # MissingDataError: count not stored
+            pass
+    return nb if np.isfinite(nb).all() else None
+
+
+@register_reference("params", "parameters")
+def _params(ctx: ReferenceContext) -> Any:
+    """Trainable parameters of the stand-alone network (NB101's stored count where the truth is NB101's)."""
+    stored = _store_params(ctx)
+    if stored is not None:
+        return stored, "NB101 trainable_parameters (from the store)"
+    costs = ctx.costs()
+    return (np.array([costs[s.hash][0] for s in ctx.specs], dtype=float),
+            f"trainable parameters of the stand-alone network at {ctx.size}")
+
+
+@register_reference("flops", "FLOPs (MACs)")
+def _flops(ctx: ReferenceContext) -> Any:
+    """Multiply-accumulates of one forward pass of the stand-alone network."""
+    costs = ctx.costs()
+    return (np.array([costs[s.hash][1] for s in ctx.specs], dtype=float),
+            f"multiply-accumulates of one forward pass at {ctx.size}")
+
+
+def _nb101_budget(epochs: int) -> Callable[[ReferenceContext], Any]:
+    def score(ctx: ReferenceContext) -> Any:
+        store = ctx.store
+        if store is None or epochs not in getattr(store, "epochs", ()):
+            return None
+        hashes = ctx.hashes
+        idx = np.flatnonzero(np.array([h in store for h in hashes], dtype=bool))
+        if not len(idx):
+            return None
+        vals = np.full(len(hashes), np.nan)
+        got = np.asarray(store.query_many([hashes[i] for i in idx], epochs=epochs, metric=ctx.metric, reduce="all"),
+                         dtype=float).reshape(len(idx), -1)
+        have = np.isfinite(got).any(axis=1)
+        vals[idx[have]] = np.nanmean(got[have], axis=1)
+        if np.isfinite(vals).sum() < 3:
+            return None
+        return vals, (f"NB101 {ctx.metric} after {epochs} epochs (mean of the stored repeats); "
+                      f"{int(np.isfinite(vals).sum())}/{len(vals)} candidates have it")
+
+    score.__doc__ = f"NB101's own accuracy after {epochs} epochs (mean of the stored repeats), where the store has it."
+    return score
+
+
+for _e in (4, 12, 36):
+    register_reference(f"nb101_{_e}", f"NB101 {_e} epochs")(_nb101_budget(_e))
+
+
 def reference_scores(specs: Sequence[Any], size: NetworkSize, *, store=None, metric: str = "validation_accuracy",
-                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Per candidate (``specs``: ModelSpecs, in candidate order): a score of each reference
-    ranker (higher = ranked better; NaN where unknown), and a description for reports."""
-    costs: dict[str, tuple[int, int]] = {}
-    for s in specs:
-        if s.hash not in costs:
-            costs[s.hash] = network_cost(np.asarray(s.matrix), list(s.ops), size)
-    out = {"params": np.array([costs[s.hash][0] for s in specs], dtype=float),
-           "flops": np.array([costs[s.hash][1] for s in specs], dtype=float)}
-    desc: dict[str, Any] = {"params": f"trainable parameters of the stand-alone network at {size}",
-                            "flops": f"multiply-accumulates of one forward pass at {size}"}
-    if store is not None:
-        hashes = [s.hash for s in specs]
-        present = np.array([h in store for h in hashes], dtype=bool)
-        nb = np.full(len(hashes), np.nan)
-        for i in np.flatnonzero(present):
-            try:
-                nb[i] = store.params(hashes[i])
-            except (KeyError, ValueError, LookupError):  # MissingDataError: count not stored
-                pass
-        if np.isfinite(nb).all():
-            out["params"] = nb
-            desc["params"] = "NB101 trainable_parameters (from the store)"
-        idx = np.flatnonzero(present)
-        for e in (4, 12, 36):
-            if e not in getattr(store, "epochs", ()) or not len(idx):
-                continue
-            vals = np.full(len(hashes), np.nan)
-            got = np.asarray(store.query_many([hashes[i] for i in idx], epochs=e, metric=metric, reduce="all"),
-                             dtype=float).reshape(len(idx), -1)
-            have = np.isfinite(got).any(axis=1)
-            vals[idx[have]] = np.nanmean(got[have], axis=1)
-            if np.isfinite(vals).sum() >= 3:
-                out[f"nb101_{e}"] = vals
-                desc[f"nb101_{e}"] = (f"NB101 {metric} after {e} epochs (mean of the stored repeats); "
-                                      f"{int(np.isfinite(vals).sum())}/{len(vals)} candidates have it")
+                     seed: int = 0, device: str = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per candidate (``specs``: ModelSpecs, in candidate order): a score of each registered
+    reference ranker that applies (higher = ranked better; NaN where unknown), and a
+    description of each for reports."""
+    ctx = ReferenceContext(specs=specs, size=size, store=store, metric=metric, device=device, seed=seed)
+    out: dict[str, np.ndarray] = {}
+    desc: dict[str, Any] = {}
+    for name in REFERENCES.names():
+        got = REFERENCES.get(name)(ctx)
+        if got is not None:
+            out[name], desc[name] = got
     return out, desc

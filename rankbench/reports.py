@@ -14,17 +14,28 @@ one silently when a run directory holds several.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
+from rankbench._io import atomic_path, clean_json, short_digest, write_json
+from rankbench.config import RunConfig
 from rankbench.rundir import RunDir
 
-__all__ = ["Report", "ReportError", "report_setup", "report_name", "load_report", "find_reports",
+__all__ = ["HEADLINE", "SETTINGS", "RunReport", "Report", "ReportError", "report_setup", "report_name", "load_report",
+           "find_reports",
            "NO_EFFECT_SCORE_FIELDS"]
+
+#: the headline metrics of summaries, ablation tables and ``rankbench compare``: (key in a
+#: ``rank_metrics`` dict, label, number format); Kendall tau per subnet and per hash class, the
+#: others per subnet
+HEADLINE = (("kendall_tau", "Kendall tau", "{:+.3f}"), ("spearman", "Spearman", "{:+.3f}"),
+            ("precision_at_10", "P@10%", "{:.2f}"), ("top1_regret", "top-1 regret", "{:.4f}"))
+
+#: a report's settings: (key in metrics.json "metrics", column in scores.csv, label)
+SETTINGS = (("no_calib", "acc_no_calib", "no calibration"), ("calib", "acc_calib", "BN calibration"))
 
 #: score config fields that cannot change a number of a report (tested in tests/test_reports.py)
 NO_EFFECT_SCORE_FIELDS = ("group_size",)
@@ -43,9 +54,66 @@ def report_setup(cfg, *, calibrate: bool, truth_digest: str) -> dict[str, Any]:
 
 
 def report_name(setup: dict[str, Any]) -> str:
-    blob = json.dumps(setup, sort_keys=True, default=str)
-    h = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    h = short_digest(setup)
     return f"{setup['protocol']}-{'calib' if setup['calibrate'] else 'nocalib'}-{h}"
+
+
+@dataclass
+class RunReport:
+    """What ``metrics.json`` holds, typed: one scoring setup of one trained supernet. Built by
+    :func:`rankbench.pipeline.run_seed`, written by :meth:`write` (with ``scores.csv``), read
+    back by :meth:`load` (or :attr:`Report.data`). The field order is the file's key order."""
+
+    report: str  # its name: <protocol>-<calib|nocalib>-<setup hash>
+    setup: dict[str, Any]  # what defines it (report_setup)
+    variant: str
+    preset: str
+    space: dict[str, Any]  # name and settings
+    seed: int
+    run_dir: str
+    training_reused: bool
+    protocol: dict[str, Any]
+    drop_rule: str
+    config_fingerprint: str
+    training_fingerprint: str
+    weights_digest: str
+    platform: dict[str, Any]
+    platform_notes: list[str]
+    truth: dict[str, Any]  # Truth.describe() + reduce used, digest, coverage, noise in intervals
+    truth_warnings: list[str]
+    notes: list[str]
+    candidates: dict[str, int]
+    metrics: dict[str, Any]  # per setting (no_calib, calib): ranking_metrics
+    references: dict[str, Any]  # per reference ranker: description + ranking_metrics
+    score_caches: dict[str, str]
+    timings: dict[str, float]
+    config: dict[str, Any]  # the effective config
+    created: str
+    #: keys a newer or older metrics.json has beyond these fields (kept when read and rewritten)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**d, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunReport":
+        names = [f.name for f in fields(cls) if f.name != "extra"]
+        kw: dict[str, Any] = {k: d.get(k) for k in names}
+        return cls(**kw, extra={k: v for k, v in d.items() if k not in names})
+
+    def write(self, report_dir: str | os.PathLike, scores: Any = None) -> Path:
+        """``metrics.json`` (strict JSON) and, given, ``scores.csv`` into ``report_dir``, atomically."""
+        out = Path(report_dir)
+        if scores is not None:
+            with atomic_path(out / RunDir.REPORT_SCORES, ".csv") as tmp:
+                scores.to_csv(tmp, index=False)
+        write_json(out / RunDir.REPORT_METRICS, clean_json(self.to_dict()))
+        return out
+
+    @classmethod
+    def load(cls, report_dir: str | os.PathLike) -> "RunReport":
+        return cls.from_dict(_from_dir(Path(report_dir)).metrics)
 
 
 @dataclass
@@ -71,13 +139,16 @@ class Report:
 
     @property
     def config(self):
-        from rankbench.config import RunConfig
-
         return RunConfig.from_dict(self.metrics["config"])
 
     @property
     def setup(self) -> dict[str, Any]:
         return self.metrics.get("setup") or {}
+
+    @property
+    def data(self) -> RunReport:
+        """metrics.json as a :class:`RunReport`."""
+        return RunReport.from_dict(self.metrics)
 
     @property
     def scores(self):
@@ -131,7 +202,7 @@ def find_reports(paths: Iterable[str | os.PathLike], report: str | None = None) 
     scoring config, less the seed-independent hash suffix) or a :class:`ReportError` says how
     they differ."""
     reports = [load_report(p, report) for p in paths]
-    kinds = {}
+    kinds: dict[str, list[str]] = {}
     for r in reports:
         s = r.setup
         key = json.dumps({k: s.get(k) for k in ("protocol", "calibrate", "score", "truth", "truth_digest")},

@@ -26,6 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rankbench._io import versions, write_json
 from rankbench.config import RunConfig
@@ -110,6 +111,30 @@ class RunDir:
 
     def is_finished(self) -> bool:
         return self.done_marker.exists() and self.supernet.exists()
+
+    def other_training(self, cfg: RunConfig, fingerprint: str | None = None) -> str | None:
+        """None when this directory holds no config or one with ``cfg``'s training fingerprint
+        (``fingerprint``: computed already, e.g. by a plan); else the error to raise: a
+        different training config needs a different directory."""
+        if not self.config_path.exists():
+            return None
+        mine = fingerprint or cfg.training_fingerprint()
+        old = self.load_config().training_fingerprint()
+        if old == mine:
+            return None
+        return (f"{self.path} holds {'a finished training' if self.is_finished() else 'a run'} with a different "
+                f"training config (fingerprint {old} vs {mine}); use another --out or delete that directory")
+
+    def finished_with(self, cfg: RunConfig, fingerprint: str | None = None) -> bool:
+        """Whether this directory holds a finished training of ``cfg`` (its training
+        fingerprint): the one check of "is this run reusable?" (a finished run of another
+        config is a :class:`ValueError`)."""
+        if not self.is_finished():
+            return False
+        problem = self.other_training(cfg, fingerprint)
+        if problem:
+            raise ValueError(problem)
+        return True
 
     def platform(self) -> dict | None:
         """The compute platform the weights were made on (``train_done.json``, else
@@ -209,9 +234,11 @@ def _space_tag(cfg: RunConfig) -> str:
     return space_from_config(cfg).tag
 
 
-def run_name(cfg: RunConfig) -> str:
-    return (f"{cfg.model.variant}-{cfg.preset}-{_space_tag(cfg)}-seed{cfg.train.seed}-"
-            f"{cfg.training_fingerprint()}")
+def run_name(cfg: RunConfig, *, fingerprint: str | None = None, space_tag: str | None = None) -> str:
+    """``<variant>-<preset>-<space tag>-seed<seed>-<training fingerprint>``; a plan passes the
+    fingerprint and the space's tag it computed once (:mod:`rankbench.plan`)."""
+    return (f"{cfg.model.variant}-{cfg.preset}-{space_tag or _space_tag(cfg)}-seed{cfg.train.seed}-"
+            f"{fingerprint or cfg.training_fingerprint()}")
 
 
 def run_dir_for(cfg: RunConfig, root: str | os.PathLike | None = None) -> Path:
@@ -223,21 +250,16 @@ def is_finished(run_dir: str | os.PathLike) -> bool:
 
 
 def init_run_dir(run_dir: str | os.PathLike, cfg: RunConfig, *, device: str = "cpu",
-                 platform: dict | None = None) -> Path:
+                 platform: dict | None = None, fingerprint: str | None = None) -> Path:
     """Create ``run_dir`` with its config and versions; an existing run must have the same
     training config (else a clear error: a different config needs a different directory)."""
     rd = RunDir(run_dir)
-    if rd.config_path.exists():
-        old = rd.load_config()
-        if old.training_fingerprint() != cfg.training_fingerprint():
-            raise ValueError(
-                f"{rd.path} holds a run with a different training config (fingerprint "
-                f"{old.training_fingerprint()} vs {cfg.training_fingerprint()}); use another --out "
-                f"or delete that directory"
-            )
+    problem = rd.other_training(cfg, fingerprint)
+    if problem:
+        raise ValueError(problem)
     rd.path.mkdir(parents=True, exist_ok=True)
     write_json(rd.config_path, cfg.to_dict())
-    info = versions()
+    info: dict[str, Any] = dict(versions())
     info.update(device=device, argv=sys.argv, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if platform is not None:  # rankbench.numerics.describe_platform: what the weights' numbers depend on
         info["compute_platform"] = platform

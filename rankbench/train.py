@@ -56,12 +56,15 @@ import torch
 
 from rankbench import distributed, rundir
 from rankbench.config import RunConfig
+from rankbench.data.splits import load_splits
 from rankbench.training.checkpoint import (CHECKPOINT_FORMAT, checkpoint_state, load_checkpoint, restore_checkpoint,
                                            save_checkpoint)
 from rankbench.training.csvlog import LOG_COLUMNS, read_log
-from rankbench.training.hooks import Hook, TrainingDivergedError
+from rankbench.training.hooks import Hook, TrainingDivergedError, standard_hooks
 from rankbench.numerics import check_same_platform, setup_compute
+from rankbench.supernet import supernet_from_config
 from rankbench.training.loop import CHECKPOINT, DONE, LOG, WEIGHTS, ArchSampler, fit
+from rankbench.training.samplers import DEFAULT_SAMPLER, make_sampler
 from rankbench.training.step import (describe_device, make_optimizer, make_scheduler, make_train_loader, param_groups,
                                      resolve_device, train_step)
 from rankbench.training.tensorboard import log_ranking_metrics, require_tensorboard
@@ -70,8 +73,8 @@ __all__ = [
     "fit", "train_supernet", "load_supernet", "TrainingDivergedError", "resolve_device",
     "describe_device", "param_groups", "make_optimizer", "make_scheduler", "make_train_loader",
     "train_step", "checkpoint_state", "restore_checkpoint", "save_checkpoint", "load_checkpoint",
-    "read_log", "log_ranking_metrics", "require_tensorboard", "Hook", "ArchSampler", "CHECKPOINT", "DONE",
-    "WEIGHTS", "LOG", "LOG_COLUMNS", "CHECKPOINT_FORMAT",
+    "read_log", "log_ranking_metrics", "require_tensorboard", "Hook", "standard_hooks", "ArchSampler", "CHECKPOINT",
+    "DONE", "WEIGHTS", "LOG", "LOG_COLUMNS", "CHECKPOINT_FORMAT",
 ]
 
 
@@ -91,25 +94,20 @@ def _check_sampling(sampling: str) -> bool:
 
 
 def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
-                   progress: bool = True, runs_root: str | os.PathLike | None = None) -> Path:
+                   progress: bool = True, runs_root: str | os.PathLike | None = None,
+                   sampler: str = DEFAULT_SAMPLER, fingerprint: str | None = None) -> Path:
     """Train the supernet ``cfg.model`` describes into ``run_dir`` (default
-    ``rundir.run_dir_for(cfg, runs_root)``) and return that directory.
+    ``rundir.run_dir_for(cfg, runs_root)``) and return that directory. ``sampler``: which
+    subnet each step trains (:mod:`rankbench.training.samplers`; uniform by default).
+    ``fingerprint``: ``cfg``'s training fingerprint, when the caller computed it (a plan).
 
     A directory that already holds a finished training with the same training fingerprint is
     returned at once (reused). ``resume=True`` continues an interrupted one.
     """
-    from rankbench.data.splits import load_splits
-    from rankbench.supernet import supernet_from_config
-
     run_dir = Path(run_dir) if run_dir is not None else rundir.run_dir_for(cfg, runs_root)
     device = resolve_device(cfg.train.device)
     platform = setup_compute(cfg.train, device)  # portable dispatch and threads, before any kernel
-    if rundir.is_finished(run_dir):
-        old = rundir.load_config(run_dir)
-        if old.training_fingerprint() != cfg.training_fingerprint():
-            raise ValueError(f"{run_dir} holds a finished training of another config (fingerprint "
-                             f"{old.training_fingerprint()} vs {cfg.training_fingerprint()}); use another "
-                             f"--out or delete that directory")
+    if rundir.RunDir(run_dir).finished_with(cfg, fingerprint):  # a finished run of another config raises
         note = check_same_platform(f"the finished run {run_dir}", rundir.RunDir(run_dir).platform(), platform)
         _say(note or f"reusing finished run {run_dir} (same training config, same platform)", progress)
         return run_dir
@@ -126,22 +124,20 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
         require_tensorboard()  # before anything is created
     torch.manual_seed(cfg.train.seed)  # the initial weights
     net = supernet_from_config(cfg.model)
+    arch_sampler = make_sampler(sampler, net.space, net.num_cells, per_cell=per_cell)  # before the run dir
     main = distributed.is_main()
     with distributed.main_first():  # rank 0 decodes (and caches) the data, writes the run dir
         splits = load_splits(cfg.data, progress=progress and main)
         if main:
             where = describe_device(device) + (f", {distributed.describe()}" if distributed.is_distributed() else "")
-            rundir.init_run_dir(run_dir, cfg, device=where, platform=platform)
-    space, num_cells = net.space, net.num_cells
-    fit(net, lambda rng: space.sample_arch(rng, num_cells, per_cell), splits, cfg, run_dir,
-        resume=resume, progress=progress, space=space)
+            rundir.init_run_dir(run_dir, cfg, device=where, platform=platform, fingerprint=fingerprint)
+    fit(net, arch_sampler, splits, cfg, run_dir, resume=resume, progress=progress, space=net.space,
+        hooks=standard_hooks(cfg, run_dir, progress=progress, space=net.space))
     return run_dir
 
 
 def load_supernet(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"):
     """(trained supernet in eval mode on ``map_location``, its RunConfig) from a finished run."""
-    from rankbench.supernet import supernet_from_config
-
     run_dir = Path(run_dir)
     cfg = rundir.load_config(run_dir)
     weights = run_dir / WEIGHTS

@@ -14,26 +14,37 @@ Two sources, one shape (:class:`Truth`: per NB101 hash the repeats, their mean a
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import warnings
 import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from torch import nn
 
-from rankbench._io import atomic_path, versions, write_json
+from rankbench import nb101
+from rankbench._io import atomic_path, short_digest, versions, write_json
+from rankbench._paths import bundled_dir, data_home
+from rankbench._registry import Registry
+from rankbench.config import _NOT_TRAINING
+from rankbench.metrics import MIN_RELIABILITY_CLASSES, split_half_reliability
+from rankbench.nb101.store import DOWNLOAD_HINT
+from rankbench.numerics import check_same_platform, setup_compute
+from rankbench.references import NetworkSize
+from rankbench.rundir import runs_root
+from rankbench.spaces import space_from_config
 
 __all__ = [
     "Truth", "TruthCoverage", "TruthCoverageError", "truth_from_store", "load_truth_csv", "load_truth",
     "measure_truth", "measured_truth_path", "measured_truth_reliability", "MEASURED_COLUMNS", "MIN_COVERAGE",
-    "MIN_CANDIDATES",
+    "MIN_CANDIDATES", "TruthSource", "TRUTHS", "truth_source", "list_truths", "NB101Truth", "MeasuredTruth",
+    "CsvTruth",
 ]
 
 #: default coverage a ranking needs: this fraction of the candidates, and at least MIN_CANDIDATES
@@ -121,8 +132,6 @@ class Truth:
         Uses every class on the repeats all classes have, or the classes with every repeat,
         whichever has enough classes to estimate from, then keeps more values (more classes on a
         tie): a measurement in progress lacks some seeds for some classes."""
-        from rankbench.metrics import MIN_RELIABILITY_CLASSES, split_half_reliability
-
         reps = self.repeats
         ok = ~np.isnan(reps)
         cols = np.flatnonzero(ok.all(axis=0))
@@ -154,17 +163,8 @@ class Truth:
         than ``min_count`` candidates or less than ``min_fraction`` of them have a truth."""
         cov = self.coverage(hashes)
         if cov.covered < min_count or cov.fraction < min_fraction:
-            from rankbench.nb101.store import DOWNLOAD_HINT
-
             need = f"at least {min_count} candidates and {100 * min_fraction:g}% of them"
-            if self.source == "nb101":
-                fix = (f"The full benchmark covers every S4 cell: {DOWNLOAD_HINT} "
-                       f"(then truth.store or $RANKBENCH_DATA points at it). Or "
-                       + _MEASURED_HINT.format(preset=preset) + ".")
-            else:
-                fix = (f"Measure the missing classes with `rankbench truth --preset {preset} --out "
-                       f"{self.location}` (it resumes), or use NB101 truth: `rankbench data import "
-                       f"nasbench_only108.tfrecord` and --set truth.source=nb101.")
+            fix = (TRUTHS.get(self.source) if self.source in TRUTHS else TruthSource).coverage_fix(self, preset)
             raise TruthCoverageError(
                 f"the truth {self.describe_short()} covers only {cov}; a ranking needs {need}. {fix}")
         return cov
@@ -196,6 +196,11 @@ class Truth:
             present = reps[r][~np.isnan(reps[r])]
             out[i] = present[rng.integers(0, counts[r])] if len(present) else np.nan
         return out, std
+
+    def digest(self) -> str:
+        """A short hash of the truth's values (hashes and repeats): a report made against another
+        truth (e.g. after more seeds were measured) is another report."""
+        return short_digest(self.table.to_csv(float_format="%.17g"))
 
     def describe_short(self) -> str:
         what = f"{self.source} ({self.location}" + (f", {self.note}" if self.note else "") + ")"
@@ -269,8 +274,6 @@ def measured_truth_path(preset: str) -> Path:
     """The measured truth of a preset: what ``rankbench truth`` wrote
     (``$RANKBENCH_HOME/truth-<preset>.csv``) if it exists, else the shipped
     ``data/truth-<preset>.csv``."""
-    from rankbench._paths import bundled_dir, data_home
-
     user = data_home() / f"truth-{preset}.csv"
     return user if user.exists() else bundled_dir() / f"truth-{preset}.csv"
 
@@ -324,26 +327,106 @@ def measured_truth_reliability(path: str | os.PathLike, *, metric: str = "valida
     return rel
 
 
-def load_truth(cfg, subnets: Iterable[Any] | None = None) -> Truth:
-    """The truth ``cfg.truth`` names: ``"nb101"`` (the store ``truth.store``, else
-    ``rankbench.nb101.open()``'s search), ``"measured"`` (``data/truth-<preset>.csv``) or a
-    path to a CSV. ``subnets`` (default: every subnet of ``cfg.model``'s space) limits an NB101
-    truth to the hashes needed."""
-    t = cfg.truth
-    seed = cfg.score.seed
-    if t.source == "nb101":
-        from rankbench import nb101
+# -- truth sources: one class per kind, registered by name ------------------------------------
+class TruthSource:
+    """Where a ground truth comes from (``cfg.truth.source``): how to load it, which network
+    size its reference rankers count at, how to complete a truth that covers too little, and
+    how figures label it. Register a subclass with ``@TRUTHS.register(name)``; a
+    ``truth.source`` that names no registered source is a CSV path (``csv``)."""
 
-        if subnets is None:
-            from rankbench.spaces import create_space
+    #: axis label of figures drawn against this truth
+    label = "ground-truth accuracy (%)"
+    #: whether its repeats are trainings measured by ``rankbench truth`` (so ``truth.seeds`` is
+    #: what a new measurement would train, not what this truth holds)
+    measured_here = True
+    #: (preset, truth.source) of a config this source loads from the shipped data, for its
+    #: contract test (``{bundled}``: the bundled data folder)
+    example: tuple[str, str] = ("quick", "")
 
-            subnets = create_space(cfg.model.space, m=cfg.model.m).subnets()
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    def load(self, subnets: Iterable[Any] | None = None) -> Truth:
+        raise NotImplementedError
+
+    def network_size(self) -> NetworkSize:
+        """The stand-alone network the truth was measured at: the run's model size."""
+        m = self.cfg.model
+        return NetworkSize(stem_channels=m.width, stacks=m.stacks, cells_per_stack=m.cells_per_stack,
+                           resolution=self.cfg.data.resolution, num_classes=m.num_classes)
+
+    @contextlib.contextmanager
+    def reference_store(self) -> Iterator[Any]:
+        """An NB101 store the reference rankers may read (counts, shorter budgets), or None."""
+        yield None
+
+    def axis_label(self) -> str:
+        return self.label
+
+    @staticmethod
+    def coverage_fix(truth: Truth, preset: str) -> str:
+        """What to do when ``truth`` covers too few candidates."""
+        return (f"Measure the missing classes with `rankbench truth --preset {preset} --out "
+                f"{truth.location}` (it resumes), or use NB101 truth: `rankbench data import "
+                f"nasbench_only108.tfrecord` and --set truth.source=nb101.")
+
+
+TRUTHS: Registry[type[TruthSource]] = Registry("truth source")
+
+
+@TRUTHS.register("nb101")
+class NB101Truth(TruthSource):
+    """NAS-Bench-101's own trainings: a store (truth.store, else rankbench.nb101.open()'s search)."""
+
+    measured_here = False
+    example = ("nb101-quick", "nb101")
+
+    def load(self, subnets: Iterable[Any] | None = None) -> Truth:
+        """The store's truth of ``subnets`` (default: every subnet of the config's space)."""
+        t = self.cfg.truth
+        if subnets is None:  # every cell of the config's space (any space, not S4 alone)
+            space = space_from_config(self.cfg)
+            subnets = space.subnets() if hasattr(space, "subnets") else list(space.hash_classes())
         store = nb101.open(t.store or None)
         try:
-            return truth_from_store(subnets, store, metric=t.metric, reduce=t.reduce, epochs=t.epochs, seed=seed)
+            return truth_from_store(subnets, store, metric=t.metric, reduce=t.reduce, epochs=t.epochs,
+                                    seed=self.cfg.score.seed)
         finally:
             store.close()
-    if t.source == "measured":
+
+    def network_size(self) -> NetworkSize:
+        """NB101's own networks: 128 channels, 3 x 3 cells, 32x32."""
+        return NetworkSize(num_classes=self.cfg.model.num_classes)
+
+    @contextlib.contextmanager
+    def reference_store(self) -> Iterator[Any]:
+        store = nb101.open(self.cfg.truth.store or None)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def axis_label(self) -> str:
+        metric = self.cfg.truth.metric.replace("_accuracy", "").replace("_", " ")
+        how = "mean of repeats" if self.cfg.truth.reduce == "mean" else "one repeat"
+        return f"NB101 {metric} accuracy (%, {how})"
+
+    @staticmethod
+    def coverage_fix(truth: Truth, preset: str) -> str:
+        return (f"The full benchmark covers every S4 cell: {DOWNLOAD_HINT} "
+                f"(then truth.store or $RANKBENCH_DATA points at it). Or "
+                + _MEASURED_HINT.format(preset=preset) + ".")
+
+
+@TRUTHS.register("measured")
+class MeasuredTruth(TruthSource):
+    """Stand-alone networks trained from scratch here (rankbench truth): the preset's CSV."""
+
+    label = "stand-alone accuracy (%, trained from scratch)"
+    example = ("quick", "measured")
+
+    def load(self, subnets: Iterable[Any] | None = None) -> Truth:
+        cfg, t = self.cfg, self.cfg.truth
         path = measured_truth_path(cfg.preset)
         if not path.exists():
             raise FileNotFoundError(
@@ -352,23 +435,41 @@ def load_truth(cfg, subnets: Iterable[Any] | None = None) -> Truth:
                 f"--preset {cfg.preset}` (trains every hash class from scratch; resumable), or use NB101 "
                 f"truth: --set truth.source=nb101 with an imported store (rankbench data import "
                 f"nasbench_only108.tfrecord)")
-        return load_truth_csv(path, t.metric, t.reduce, seed, source="measured")
-    path = Path(t.source).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"truth.source {t.source!r} is neither 'nb101', 'measured' nor an existing "
-                                f"CSV file")
-    return load_truth_csv(path, t.metric, t.reduce, seed, source="csv")
+        return load_truth_csv(path, t.metric, t.reduce, cfg.score.seed, source="measured")
 
 
-class IgnoreArch(nn.Module):
-    """Wraps a stand-alone network so that the supernet training loop can call ``model(x, arch)``."""
+@TRUTHS.register("csv")
+class CsvTruth(TruthSource):
+    """Any truth CSV: truth.source is its path (one row per hash and seed, as rankbench truth writes)."""
 
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
+    example = ("quick", "{bundled}/truth-quick.csv")
 
-    def forward(self, x, arch=None):
-        return self.net(x)
+    def load(self, subnets: Iterable[Any] | None = None) -> Truth:
+        t = self.cfg.truth
+        path = Path(t.source).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"truth.source {t.source!r} is neither "
+                                    + ", ".join(repr(n) for n in TRUTHS.names() if n != "csv")
+                                    + " nor an existing CSV file")
+        return load_truth_csv(path, t.metric, t.reduce, self.cfg.score.seed, source="csv")
+
+
+def truth_source(cfg: Any) -> TruthSource:
+    """The source ``cfg.truth.source`` names: a registered one, else a CSV path."""
+    name = cfg.truth.source
+    return TRUTHS.get(name if name in TRUTHS else "csv")(cfg)
+
+
+def list_truths() -> list[str]:
+    return TRUTHS.names()
+
+
+def load_truth(cfg: Any, subnets: Iterable[Any] | None = None) -> Truth:
+    """The truth ``cfg.truth`` names (:func:`truth_source`): ``"nb101"`` (the store
+    ``truth.store``, else ``rankbench.nb101.open()``'s search), ``"measured"``
+    (``data/truth-<preset>.csv``) or a path to a CSV. ``subnets`` (default: every subnet of
+    the config's space) limits an NB101 truth to the hashes needed."""
+    return truth_source(cfg).load(subnets)
 
 
 def _truth_training_cfg(cfg, seed: int):
@@ -382,12 +483,8 @@ _SAME_AS_A_SEED = ("num_threads", "portable")
 
 def _measure_fingerprint(cfg) -> str:
     """What makes two measured truths comparable: the network, data and training (not the seed)."""
-    import hashlib
-
     t = _truth_training_cfg(cfg, 0)
     d = t.to_dict()
-    from rankbench.config import _NOT_TRAINING
-
     # fields that never change a stand-alone network's weights: the config's own list (so a new
     # field of that kind cannot move a truth's fingerprint), plus the supernet-only ones; and
     # those that change a training only as another seed does (its random stream: the thread
@@ -397,8 +494,7 @@ def _measure_fingerprint(cfg) -> str:
     train = {k: v for k, v in d["train"].items() if k not in skip}
     data = {k: v for k, v in d["data"].items() if k != "order"}
     model = {k: d["model"][k] for k in ("width", "stacks", "cells_per_stack", "num_classes", "bn_momentum")}
-    blob = json.dumps({"model": model, "data": data, "train": train}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return short_digest({"model": model, "data": data, "train": train})
 
 
 def _read_measured(path: Path) -> pd.DataFrame:
@@ -430,13 +526,14 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
     training resumes from its checkpoint in ``work_dir`` (default
     ``runs/truth-work/<preset>-<fingerprint>``). Returns the truth (mean over seeds).
     """
+    # torch and the training stack only where a truth is measured: its readers (figures,
+    # reports, the plan's dry run) stay free of them
     import torch
 
     from rankbench.data.splits import load_splits
-    from rankbench.nb101.network import build_network, count_parameters
-    from rankbench.rundir import runs_root
+    from rankbench.nb101.network import IgnoreArch, build_network, count_parameters
     from rankbench.scoring.score import eval_tensors, evaluate, subnet_columns
-    from rankbench.train import fit
+    from rankbench.train import fit, standard_hooks
 
     out = Path(out_csv)
     n_seeds = int(cfg.truth.seeds if seeds is None else seeds)
@@ -467,7 +564,6 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
     if not todo and old_prov.get("finished"):
         return load_truth_csv(out, "validation_accuracy")
 
-    from rankbench.numerics import check_same_platform, setup_compute
     from rankbench.train import resolve_device
 
     platform = setup_compute(cfg.train, resolve_device(cfg.train.device))  # before the first network
@@ -477,7 +573,7 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
             warnings.warn(note, stacklevel=2)
 
     t_session = time.time()
-    session = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    session: dict[str, Any] = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "trainings": 0, "device": str(cfg.train.device), "platform": platform}
     prov: dict[str, Any] = {
         "what": "measured ground truth: stand-alone NB101 networks trained from scratch, one row per "
@@ -534,7 +630,8 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
             params = count_parameters(net)
             model = IgnoreArch(net)
             run_dir = work / f"{h[:16]}-seed{seed}"
-            result = fit(model, lambda rng: None, splits, tcfg, run_dir, resume=True, progress=False)
+            result = fit(model, lambda rng: None, splits, tcfg, run_dir, resume=True, progress=False,
+                         hooks=standard_hooks(tcfg, run_dir, progress=False))
             device = _device_of(model)
             vx, vy = eval_tensors(splits, "valid", device=device)
             val_acc, _ = evaluate(model, None, vx, vy, cfg.score.eval_batch_size)

@@ -152,7 +152,7 @@ def test_run_prints_its_run_directory_first(sandbox, capsys, monkeypatch):
 
     calls = []
 
-    def fake_run(cfg, *, calibrate, seeds, runs_root, progress, echo):
+    def fake_run(cfg, *, calibrate, seeds, runs_root, progress, echo, plan=None):
         calls.append((cfg.model.variant, seeds))
         echo("SUMMARY")
         return [], None

@@ -167,8 +167,8 @@ def test_ablation_page(tmp_path):
     assert sorted(_embedded(html)) == sorted(p.read_bytes() for p in pngs)
     _check_self_contained(html)
     assert "Ablation: quick preset, s4, m=2, protocol clean" in html
-    assert "+0.035 ± 0.059" in html and "reference: params" in html  # the table
-    assert "-0.290 *" in html and "[-0.411, -0.187]" in html  # paired differences
+    assert "+0.044 ± 0.082" in html and "reference: params" in html  # the table (docs/ablation-quick.csv of 22729f4)
+    assert "-0.266 *" in html and "[-0.517, -0.003]" in html  # paired differences
     assert html.count("wd0123456789abcdef") == 4 and "Linux-test-x86_64" in html  # each report's digest
     assert "estimated tau against a noise-free truth" in html
     assert re.search(r"<td>train\.epochs</td><td>20</td><td>2</td>", html)

@@ -877,7 +877,9 @@ def test_split_half_with_two_seeds_is_the_seed_vs_seed_tau() -> None:
 
 def test_split_half_reproduces_the_issue_numbers(monkeypatch) -> None:
     # issue 11: seed-vs-seed tau 0.554 with 2 seeds -> ~0.76; ~6 seeds reach ~0.86
-    monkeypatch.setattr(M, "kendall_tau", lambda a, b: 0.554)
+    import rankbench.metrics.reliability
+
+    monkeypatch.setattr(rankbench.metrics.reliability, "kendall_tau", lambda a, b: 0.554)
     r = split_half_reliability(np.arange(20.0).reshape(10, 2))
     assert r["estimated_tau"] == pytest.approx(0.762, abs=0.001)
     assert r["seeds_needed"] == 6 and r["projected_tau"]["6"] == pytest.approx(0.858, abs=0.001)
@@ -929,7 +931,7 @@ def test_split_half_needs_enough_classes_and_says_when_it_cannot() -> None:
         assert (r["n_classes"], r["n_seeds"], r["projected_tau"]) == (n, 3, {})
     assert split_half_reliability(reps[:5], min_classes=5)["estimable"] is True
     # the run summary prints "not estimable" and claims nothing about what a ranker can reach
-    from rankbench.pipeline import _reliability_line
+    from rankbench.summaries import _reliability_line
 
     line = _reliability_line({"reliability": split_half_reliability(reps[:3]),
                               "repeats_per_class": {"1": 31, "3": 3}})

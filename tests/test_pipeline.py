@@ -186,7 +186,7 @@ def test_insufficient_truth_fails_before_training(truth_csv, tmp_path):
 
 
 def test_reliability_line_says_where_the_estimate_comes_from():
-    from rankbench.pipeline import _reliability_line
+    from rankbench.summaries import _reliability_line
 
     rel = {"n_classes": 14, "n_seeds": 3, "split_half_tau": 0.73, "estimated_tau": 0.86}
     line = _reliability_line({"reliability": rel, "repeats_per_class": {"1": 486, "3": 14}})

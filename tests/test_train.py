@@ -487,7 +487,7 @@ def test_tensorboard_missing_fails_before_training(splits, tmp_path, monkeypatch
 def test_sparse_loss_syncs_checkpoint_and_resume_exactly(splits, tmp_path):
     """As on CUDA, losses reach the host every few steps: an interrupt or a timed checkpoint
     between two syncs syncs first, and the resumed run still ends exactly as the reference."""
-    from rankbench.train import Hook
+    from rankbench.train import Hook, standard_hooks
 
     class SyncEvery3(Hook):
         def on_start(self, loop):
@@ -501,12 +501,14 @@ def test_sparse_loss_syncs_checkpoint_and_resume_exactly(splits, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_fit(tiny_cfg(**{"train.checkpoint_interval_s": 0}), splits, tmp_path / "cut", on_step=stop,
-                hooks=[SyncEvery3()])
+        cut = tiny_cfg(**{"train.checkpoint_interval_s": 0})
+        run_fit(cut, splits, tmp_path / "cut",
+                hooks=standard_hooks(cut, tmp_path / "cut", progress=False, extra=[SyncEvery3()], on_step=stop))
     pos = load_checkpoint(tmp_path / "cut" / CHECKPOINT)["position"]
     assert (pos["epoch"], pos["step"], pos["seen"]) == (1, 2, 2 * cfg.data.batch_size)
-    resumed, _ = run_fit(tiny_cfg(**{"train.checkpoint_interval_s": 1e-6}), splits, tmp_path / "cut", resume=True,
-                         hooks=[SyncEvery3()])
+    again = tiny_cfg(**{"train.checkpoint_interval_s": 1e-6})
+    resumed, _ = run_fit(again, splits, tmp_path / "cut", resume=True,
+                         hooks=standard_hooks(again, tmp_path / "cut", progress=False, extra=[SyncEvery3()]))
     assert same_weights(ref, resumed)
     a, b = read_log(tmp_path / "ref" / "train_log.csv"), read_log(tmp_path / "cut" / "train_log.csv")
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]

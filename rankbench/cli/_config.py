@@ -57,8 +57,9 @@ def default_preset(space: str | None) -> str:
 def config_from_args(args: argparse.Namespace, named: dict[str, Any]):
     """The preset, then the named options that were given (``{"section.field": value}``, plus
     --space, --m, --device and --tensorboard), then the --set overrides; then every value is
-    validated (:func:`rankbench.config.validate_config`), before anything is created."""
-    from rankbench.config import ConfigError, apply_overrides, load_preset, validate_config
+    validated (:func:`rankbench.plan.validate_config`), before anything is created."""
+    from rankbench.config import ConfigError, apply_overrides, load_preset
+    from rankbench.plan import validate_config
 
     named = {**named, "space.name": getattr(args, "space", None), "space.m": getattr(args, "m", None),
              "train.device": args.device, "train.num_threads": getattr(args, "threads", None),

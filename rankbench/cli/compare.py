@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from rankbench.cli import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OK, CLIError
+from rankbench.config import flatten_config
+from rankbench.reports import HEADLINE
 
 __all__ = ["add_parser", "collect_reports", "compare_table", "differing_fields", "compare_markdown",
            "compare_latex", "compare_json", "OUT_FORMATS"]
@@ -23,13 +25,10 @@ __all__ = ["add_parser", "collect_reports", "compare_table", "differing_fields",
 OUT_FORMATS = (".md", ".csv", ".json", ".tex")
 
 #: (key in a metrics dict, level, column stem, label, number format)
-_HEADLINE = (
-    ("kendall_tau", "per_subnet", "kendall_tau_subnet", "Kendall tau (subnet)", "{:+.3f}"),
-    ("kendall_tau", "per_class", "kendall_tau_class", "Kendall tau (class)", "{:+.3f}"),
-    ("spearman", "per_subnet", "spearman_subnet", "Spearman", "{:+.3f}"),
-    ("precision_at_10", "per_subnet", "precision_at_10_subnet", "P@10%", "{:.2f}"),
-    ("top1_regret", "per_subnet", "top1_regret_subnet", "top-1 regret", "{:.4f}"),
-)
+_HEADLINE = tuple(
+    (key, level, f"{key}_{level[4:]}", label + (f" ({level[4:]})" if key == "kendall_tau" else ""), fmt)
+    for key, label, fmt in HEADLINE
+    for level in (("per_subnet", "per_class") if key == "kendall_tau" else ("per_subnet",)))
 _SETTING_LABELS = {"no_calib": "no calibration", "calib": "BN calibration"}
 
 
@@ -110,21 +109,10 @@ def collect_reports(paths: Iterable[str | Path], report: str | None = None, *,
     return out
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
 def _identity(report) -> dict[str, Any]:
     """A report's resolved config (flattened) plus what else can change its numbers: the truth
     it was measured against."""
-    flat = _flatten(report.config.to_dict())
+    flat = flatten_config(report.config)
     digest = (report.metrics.get("truth") or {}).get("digest") or (report.setup or {}).get("truth_digest")
     if digest is not None:
         flat["truth.digest"] = digest
@@ -176,7 +164,7 @@ def compare_table(reports: Sequence, *, references: bool = False):
         settings = [(s, _SETTING_LABELS.get(s, s), m) for s, m in (r.metrics.get("metrics") or {}).items()]
         if references:
             settings += [(f"ref_{n}", f"reference: {n}", m) for n, m in (r.metrics.get("references") or {}).items()]
-        for setting, label, m in settings:
+        for _setting, label, m in settings:
             row: dict[str, Any] = {"report": r.label, "setting": label}
             row.update({k: prov[i][k] for k in prov_cols})
             for key, level, col, _lab, _fmt in _HEADLINE:

@@ -95,11 +95,13 @@ def _config(args: argparse.Namespace, **named):
     return config_from_args(args, named)
 
 
-def _planned_runs(cfg, seeds: int, runs_root):
-    """(effective config, run directory) of each seed, without creating anything."""
-    from rankbench.pipeline import planned_run_dirs
+def _resolve(cfg, seeds: int, runs_root, *, dry_run: bool):
+    """The run's plan (:func:`rankbench.plan.resolve`): the config was validated already; the
+    truth loaded and its coverage checked (a dry run records a truth that cannot rank instead
+    of failing on it)."""
+    from rankbench.plan import resolve
 
-    return planned_run_dirs(cfg, seeds, runs_root)
+    return resolve(cfg, seeds, runs_root, validate=False, truth="record" if dry_run else "require")
 
 
 def _init_distributed(cfg) -> bool:
@@ -118,12 +120,13 @@ def _interrupted(e: BaseException | None = None) -> int:
 
 
 # -- the plan: what a run would reuse, write and rank against (checked before anything runs) -----
-def _truth_text(prepared) -> str:
+def _truth_text(plan) -> str:
     """The truth a run will use, with its real repeats (not ``truth.seeds``, which is what
     ``rankbench truth`` would measure)."""
     from rankbench._paths import display_path
+    from rankbench.truth import truth_source
 
-    truth, cfg, cov = prepared.truth, prepared.cfg, prepared.coverage.to_dict()
+    truth, cfg, cov = plan.require_truth(), plan.cfg, plan.coverage.to_dict()
     d = truth.describe()
     reps = {int(k): int(v) for k, v in (d.get("repeats_per_class") or {}).items()}
     if len(reps) == 1:
@@ -137,20 +140,18 @@ def _truth_text(prepared) -> str:
         what += f", training seeds {seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else f", training seed {seeds[0]}"
     text = (f"{truth.source} {display_path(truth.location)}: {what}; {d.get('metric')}, reduce={cfg.truth.reduce}; "
             f"covers {cov['covered']}/{cov['candidates']} candidates")
-    if truth.source != "nb101" and reps and cfg.truth.seeds != max(reps):
+    if truth_source(cfg).measured_here and reps and cfg.truth.seeds != max(reps):
         text += (f"\n(truth.seeds = {cfg.truth.seeds} below is what `rankbench truth` would measure; the truth "
                  f"used holds {max(reps)} repeats per class)")
     return text
 
 
-def _plan(cfg, calibrate: bool):
-    """(prepared run, name of the report a run writes): the truth loaded and its coverage
-    checked, as :func:`rankbench.pipeline.run` will (a truth that cannot rank fails here)."""
-    from rankbench.pipeline import prepare, truth_digest
-    from rankbench.reports import report_name, report_setup
-
-    p = prepare(cfg)
-    return p, report_name(report_setup(p.cfg, calibrate=calibrate, truth_digest=truth_digest(p.truth)))
+def _plan_text(plan) -> str:
+    """What the plan scores and where it trains: protocol, candidates, hash classes, device type."""
+    classes = len(set(plan.hashes))
+    return (f"protocol {plan.protocol.name}; {len(plan.candidates)} candidates in {classes} hash classes of "
+            f"{plan.space.tag}; trains on {plan.device_type} (training fingerprint "
+            + ", ".join(r.training_fingerprint for r in plan.runs) + ")")
 
 
 def _state_text(state, cfg, report: str | None = None) -> str:
@@ -191,7 +192,7 @@ def _check_run_dirs(planned, runs_root_arg, report: str | None) -> list:
     from rankbench.cli.runs import run_state
     from rankbench.rundir import RunDir, write_problem
 
-    out = []
+    out: list[Path | None] = []
     for _eff, d in planned:
         problem = write_problem(d)
         if problem is None:
@@ -213,7 +214,8 @@ def _check_run_dirs(planned, runs_root_arg, report: str | None) -> list:
 
 def _show_stored(stored: list[Path], planned) -> int:
     """Re-summarise read-only finished runs from their stored reports: nothing is written."""
-    from rankbench.pipeline import RunResult, format_summary
+    from rankbench.pipeline import RunResult
+    from rankbench.summaries import format_seed_table, format_summary, summarize_seeds
     from rankbench.reports import load_report
 
     results = []
@@ -225,10 +227,8 @@ def _show_stored(stored: list[Path], planned) -> int:
         print(format_summary(res))
         print("")
     if len(results) > 1:
-        from rankbench.pipeline import _format_seed_table, summarize_seeds
-
         print(f"over {len(results)} seeds (mean ± std; not written: the runs are read-only)")
-        print(_format_seed_table(summarize_seeds(results), len(results)))
+        print(format_seed_table(summarize_seeds(results), len(results)))
     return EXIT_OK
 
 
@@ -237,13 +237,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _config(args, **{"model.variant": args.variant, "score.protocol": args.protocol})
     launcher = launcher_from_args(args)
-    planned = _planned_runs(cfg, args.seeds, args.runs_root)
-    try:
-        prepared, report = _plan(cfg, args.calibrate)
-    except (ValueError, OSError) as e:  # e.g. a truth that cannot rank these candidates
-        if not args.dry_run:
-            raise
-        prepared, report, truth_problem = None, None, str(e)
+    plan = _resolve(cfg, args.seeds, args.runs_root, dry_run=args.dry_run)  # a truth that cannot rank fails here
+    planned = plan.planned
+    report = plan.report_name(args.calibrate) if plan.truth is not None else None
     stored = _check_run_dirs(planned, args.runs_root, report)
     if args.seeds > 1 and not all(stored):  # the summary over seeds goes under the runs root
         from rankbench.rundir import write_problem
@@ -252,15 +248,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if problem:
             raise _not_writable(problem, planned[0][1].parent / "summary", args.runs_root)
     if args.dry_run:
-        where = []
+        where: list[tuple[str, object]] = []
         for (eff, d), st in zip(planned, stored):
             text = f"{d}\n" + _state_text(run_state(d, with_reports=False), eff, report)
             if st is not None:
                 text += "\nread-only: its stored report would be shown; nothing would be written"
             where.append(("run directory", text))
         where += dry_run_jobs(planned, launcher)
-        where += [("truth", _truth_text(prepared) if prepared is not None else
-                   f"cannot be used, a run would stop here (exit 2):\n{truth_problem}"),
+        where.append(("plan", _plan_text(plan)))
+        where += [("truth", _truth_text(plan) if plan.truth is not None else
+                   f"cannot be used, a run would stop here (exit 2):\n{plan.truth_problem}"),
                   ("config", "effective (protocol applied), as written into the run directory")]
         return print_dry_run(planned[0][0], where)
     if all(stored):
@@ -272,14 +269,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             for _, d in planned:
                 print(f"run directory: {d}")
         train_runs_first(cfg, planned, launcher, runs_root=args.runs_root, echo=kw.get("echo"))
-        run(cfg, calibrate=args.calibrate, seeds=args.seeds, runs_root=args.runs_root, **kw)
+        run(cfg, calibrate=args.calibrate, seeds=args.seeds, runs_root=args.runs_root, plan=plan, **kw)
 
     return _pipeline(args, cfg, job)
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
     from rankbench.cli.runs import run_state
-    from rankbench.config import ConfigError, validate_config
+    from rankbench.config import ConfigError
+    from rankbench.plan import validate_config
     from rankbench.rundir import write_problem
     from rankbench.supernet import list_variants
 
@@ -293,8 +291,9 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     launcher = launcher_from_args(args)
     from rankbench.pipeline import ablation_dir
 
-    table_dir = ablation_dir(cfg, args.seeds, args.runs_root)
-    planned = {v: _planned_runs(_with_variant(cfg, v), args.seeds, args.runs_root) for v in variants}
+    base = _resolve(_with_variant(cfg, variants[0]), args.seeds, args.runs_root, dry_run=False)
+    table_dir = ablation_dir(base)
+    planned = {v: base.with_variant(v).planned for v in variants}
     for v in variants:  # every run is (re)scored and its report rewritten: all must be writable
         for _, d in planned[v]:
             problem = write_problem(d)
@@ -304,15 +303,16 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     if problem:
         raise _not_writable(problem, table_dir, args.runs_root)
     if args.dry_run:
-        where = [(f"run directory ({v})", f"{d}\n" + _state_text(run_state(d, with_reports=False), eff))
-                 for v in variants for eff, d in planned[v]]
+        where: list[tuple[str, object]] = [
+            (f"run directory ({v})", f"{d}\n" + _state_text(run_state(d, with_reports=False), eff))
+            for v in variants for eff, d in planned[v]]
         where += dry_run_jobs([pr for v in variants for pr in planned[v]], launcher)
         where.append(("ablation table", table_dir))
         return print_dry_run(cfg, where)
     from rankbench.pipeline import ablation
 
     def job(main: bool, **kw):
-        ablation(cfg, variants, seeds=args.seeds, runs_root=args.runs_root, launcher=launcher, **kw)
+        ablation(cfg, variants, seeds=args.seeds, runs_root=args.runs_root, launcher=launcher, plan=base, **kw)
 
     return _pipeline(args, cfg, job)
 

@@ -29,9 +29,10 @@ def add_parser(subparsers) -> None:
     add_tensorboard_option(p)
     p.set_defaults(func=run_train)
 
-    lp = subparsers.add_parser("list", help="list registered variants, search spaces, scoring protocols or presets",
+    lp = subparsers.add_parser("list", help="list what a registry holds: variants, spaces, protocols, presets, "
+                                            "references, samplers, truths, figures",
                                description="List what the registries hold.")
-    lp.add_argument("what", choices=("variants", "spaces", "protocols", "presets"))
+    lp.add_argument("what", choices=LISTS)
     lp.set_defaults(func=run_list)
 
 
@@ -73,7 +74,8 @@ def run_train(args: argparse.Namespace) -> int:
     done = json.loads((run_dir / DONE).read_text())
     if reused:
         print(f"reused: this training already finished (same training config); delete {run_dir} to train again")
-    print(f"variant {cfg.model.variant}, preset {cfg.preset}, m={cfg.model.m}, seed {cfg.train.seed}: "
+    space = " ".join([cfg.space.name] + [f"{k}={v}" for k, v in cfg.space.settings().items()])  # any space
+    print(f"variant {cfg.model.variant}, preset {cfg.preset}, space {space}, seed {cfg.train.seed}: "
           f"{done['epochs']} epochs in {done['wall_s']:.1f} s on {done['device']}")
     print(f"final train loss {done['train_loss']:.4f}, train accuracy {done['train_acc']:.4f}, "
           f"{done['images_per_s']:.0f} images/s, {done['epoch_s']:.1f} s/epoch")
@@ -130,8 +132,28 @@ def _state_line(state, cfg, resume: bool) -> str:
     return f"exists, unfinished ({state.epochs} epochs): {then}"
 
 
+#: what ``rankbench list`` shows: one registry each
+LISTS = ("variants", "spaces", "protocols", "presets", "references", "samplers", "truths", "figures")
+
+
 def run_list(args: argparse.Namespace) -> int:
-    if args.what == "variants":
+    if args.what == "references":
+        from rankbench.references import REFERENCES
+
+        _print_table({n: f"[{REFERENCES.get(n).label}] {REFERENCES.get(n).doc}" for n in REFERENCES.names()})
+    elif args.what == "samplers":
+        from rankbench.training.samplers import SAMPLERS
+
+        _print_table(SAMPLERS.describe())
+    elif args.what == "truths":
+        from rankbench.truth import TRUTHS
+
+        _print_table(TRUTHS.describe())
+    elif args.what == "figures":
+        from rankbench.figures import get_figure, list_figures
+
+        _print_table({n: f"[{get_figure(n).scope}] {get_figure(n).doc}" for n in list_figures()})
+    elif args.what == "variants":
         from rankbench.supernet import list_variants, variant_info
 
         _print_table({v: f"[{', '.join(variant_info(v).spaces)}] {variant_info(v).description}"

@@ -42,7 +42,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from rankbench._io import atomic_path
+from rankbench._io import atomic_path, short_digest
 from rankbench._paths import bundled_file, data_home
 
 __all__ = [
@@ -163,7 +163,7 @@ class CIFAR10Splits:
             "class_counts": {k: s.class_counts() for k, s in sets.items()},
             "classes": list(CLASSES),
             "checksum": checks,
-            "checksum_all": hashlib.sha256("".join(checks.values()).encode()).hexdigest()[:12],
+            "checksum_all": short_digest("".join(checks.values())),
         }
 
 
@@ -506,7 +506,7 @@ def _decode_images(path: Path, kind: str, progress: bool) -> dict[str, tuple[np.
 def _cache_file(path: Path, kind: str) -> tuple[Path, str]:
     """(cache file, glob of older caches of the same source): the name holds a hash of the
     path and a hash of the content's size+mtime, so an edited source gets a fresh entry."""
-    where = hashlib.sha256(f"v{_CACHE_VERSION}|{kind}|{path}".encode()).hexdigest()[:8]
+    where = short_digest(f"v{_CACHE_VERSION}|{kind}|{path}", 8)
     h = hashlib.sha256()
     if path.is_dir():
         for p in sorted(path.rglob("*")):

@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rankbench.config import RunConfig
+from rankbench.config import RunConfig, config_overrides, flatten_config, load_preset
 from rankbench.figures.style import variant_label
+from rankbench.reports import load_report
 from rankbench.rundir import RunDir
+from rankbench.spaces import space_from_config
+from rankbench.truth import TruthSource, truth_source
 
 __all__ = ["check_run_dir", "load_config", "select_report", "has_reports", "load_scores", "load_train_log",
            "space_of", "space_label", "group_column", "run_label", "truth_label", "percent_factor", "as_percent",
@@ -46,15 +49,11 @@ def select_report(run_dir: str | os.PathLike, report: str | None = None):
     """The report of ``run_dir`` a figure draws: ``report`` (a name or a unique prefix of one,
     e.g. ``paper-calib``), or the run's only report; else an error listing the reports there
     (:func:`rankbench.reports.load_report`)."""
-    from rankbench.reports import load_report
-
     return load_report(check_run_dir(run_dir), report)
 
 
 def space_of(cfg: RunConfig):
     """The search space a run's config describes."""
-    from rankbench.spaces import space_from_config
-
     return space_from_config(cfg)
 
 
@@ -81,14 +80,8 @@ def run_label(cfg: RunConfig) -> str:
 def truth_label(cfg: RunConfig | None) -> str:
     """Axis label of the ground truth a report's scores were compared with."""
     if cfg is None:
-        return "ground-truth accuracy (%)"
-    metric = cfg.truth.metric.replace("_accuracy", "").replace("_", " ")
-    if cfg.truth.source == "nb101":
-        how = "mean of repeats" if cfg.truth.reduce == "mean" else "one repeat"
-        return f"NB101 {metric} accuracy (%, {how})"
-    if cfg.truth.source == "measured":
-        return "stand-alone accuracy (%, trained from scratch)"
-    return "ground-truth accuracy (%)"
+        return TruthSource.label
+    return truth_source(cfg).axis_label()
 
 
 def percent_factor(values) -> float:
@@ -112,8 +105,6 @@ def load_scores(path: str | os.PathLike, report: str | None = None) -> pd.DataFr
     ``variant`` and ``seed`` columns, and ``name`` (the arch's name; older reports call it
     ``subnet``). ``path``: a report directory, or a run directory with ``report`` naming one of
     its reports (or holding exactly one)."""
-    from rankbench.reports import load_report
-
     rep = load_report(path, report)
     return _tag_scores(rep)
 
@@ -148,7 +139,6 @@ def load_train_log(run_dir: str | os.PathLike) -> pd.DataFrame:
 
 def _preset_base(cfg: RunConfig) -> RunConfig | None:
     """``cfg``'s preset as shipped, under ``cfg``'s protocol (None if it cannot be loaded)."""
-    from rankbench.config import load_preset
     from rankbench.scoring import get_protocol
 
     try:
@@ -171,7 +161,6 @@ def preset_overrides(cfg: RunConfig) -> dict[str, Any]:
     override); the protocol itself counts when it is not the preset's. Empty when the preset
     cannot be loaded (:func:`preset_known`)."""
     from rankbench.figures._groups import NO_EFFECT_FIELDS
-    from rankbench.pipeline import config_overrides
 
     base = _preset_base(cfg)
     if base is None:
@@ -185,13 +174,8 @@ def preset_overrides(cfg: RunConfig) -> dict[str, Any]:
 def preset_diff(cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
     """:func:`preset_overrides` with the preset's values: field -> (preset value, value)."""
     base = _preset_base(cfg)
-    flat: dict[str, Any] = {}
-    for section, fields_ in (base.to_dict() if base is not None else {}).items():
-        if isinstance(fields_, dict):
-            flat.update({f"{section}.{k}": v for k, v in fields_.items()})
+    flat: dict[str, Any] = {k: v for k, v in flatten_config(base).items() if "." in k} if base is not None else {}
     if base is not None:
-        from rankbench.config import load_preset
-
         flat["score.protocol"] = load_preset(cfg.preset).score.protocol  # the base took cfg's protocol
     return {k: (flat.get(k, "(not in the preset)"), v) for k, v in sorted(preset_overrides(cfg).items())}
 

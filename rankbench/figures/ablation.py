@@ -156,7 +156,7 @@ def plot_ablation_tau(df: pd.DataFrame, title: str | None = None):
             ax.set_xticks(range(len(variants)), [variant_label(v) for v in variants])
             ax.set_xlim(-0.6, len(variants) - 0.4)
             ax.grid(axis="x", visible=False)
-            ax.set_title(f"Kendall " + r"$\tau$" + f" {LEVELS[level]}")
+            ax.set_title("Kendall " + r"$\tau$" + f" {LEVELS[level]}")
             ax.tick_params(labelleft=True)
         axes[0, 0].set_ylabel("Kendall " + r"$\tau$" + " against the truth")
         # the axis spans the points, their sd and the references; an interval of 2 seeds (t = 12.7)

@@ -38,8 +38,8 @@ def compute_accuracy_by_group(scores: pd.DataFrame, by: str = "num_paths") -> pd
 
     ``scores``: rows of reports' scores.csv with ``by`` (the space's group column), ``name``
     (or ``subnet``), ``acc_no_calib`` and/or ``acc_calib``, plus ``run``, ``report``,
-    ``variant`` and ``group`` (the run group's label; default: the variant's label) where known. Returns columns ``group``,
-    ``variant``, ``run``, ``report``, ``name``, ``by``, ``calibration`` ("no_calib" /
+    ``variant`` and ``group`` (the run group's label; default: the variant's label) where known. Returns columns
+    ``group``, ``variant``, ``run``, ``report``, ``name``, ``by``, ``calibration`` ("no_calib" /
     "calib") and ``accuracy`` (%); candidates with a missing score are left out.
     """
     present = [c for c in _ACC_COLUMNS if c in scores.columns and scores[c].notna().any()]

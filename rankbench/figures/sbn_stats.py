@@ -293,7 +293,7 @@ def sbn_comparison(stats: pd.DataFrame, *, per_site: bool = False, ref_name: str
         if stat in INIT_VALUES:
             init = INIT_VALUES[stat]
             at_init = (g["at_init"].astype(bool) if "at_init" in g
-                       else g.groupby(["site", "bn"])["value"].transform(lambda v: bool(np.all(v == init))))
+                       else g.groupby(["site", "bn"])["value"].transform(lambda v, init=init: bool(np.all(v == init))))
             bns = g[["site", "bn"]].drop_duplicates()
             fresh = g.loc[at_init, ["site", "bn"]].drop_duplicates()
             if len(fresh) == len(bns):
@@ -331,7 +331,8 @@ def sbn_summary(comparison: pd.DataFrame) -> list[str]:
         top, n_top, n = counts.index[0], int(counts.iloc[0]), len(g)
         med = g.median(numeric_only=True)
         if stat in SCALING_STATS:
-            detail = f"median slope {med['slope']:.2f} vs {expected_slope(stat, int(k)):g}, median r {med['pearson_r']:.2f}"
+            detail = (f"median slope {med['slope']:.2f} vs {expected_slope(stat, int(k)):g}, "
+                      f"median r {med['pearson_r']:.2f}")
         else:
             detail = f"median r {med['pearson_r']:.2f}, median mean|diff| {med['rel_mean_abs_diff']:.2f} sd"
         where = f" in {n_top} of {n}" if n > 1 else ""
@@ -373,7 +374,8 @@ def plot_sbn_stats(stats: pd.DataFrame, cell: int | None = None, title: str | No
     colors = level_colors(d["k"].unique())
     stats_present = [s for s in STATS if s in set(d["stat"])]
     with figure_style():
-        fig, axes = plt.subplots(len(stats_present), len(ks), figsize=(2.6 * len(ks) + 0.6, 2.3 * len(stats_present) + 0.5),
+        fig, axes = plt.subplots(len(stats_present), len(ks),
+                                 figsize=(2.6 * len(ks) + 0.6, 2.3 * len(stats_present) + 0.5),
                                  squeeze=False, constrained_layout=True)
         for r, stat in enumerate(stats_present):
             for c, k in enumerate(ks):

@@ -80,12 +80,11 @@ def dry_run_jobs(planned, launcher: LauncherOptions | None) -> list[tuple[str, o
 
 
 def train_runs_first(cfg, planned, launcher: LauncherOptions | None, *, runs_root=None, echo=print) -> None:
-    """``run --seeds N --launcher``: the truth's coverage checked, then every missing training
-    of ``planned`` as one job; the sequential pipeline then reuses them and scores here."""
+    """``run --seeds N --launcher``: every missing training of ``planned`` (a plan's, whose
+    truth coverage was checked when it was resolved: :func:`rankbench.plan.resolve`) as one job;
+    the sequential pipeline then reuses them and scores here."""
     if launcher is None:
         return
     from rankbench.launch.submit import train_missing
-    from rankbench.pipeline import prepare
 
-    prepare(cfg)
     train_missing(planned, launcher, runs_root=runs_root, echo=echo, needed_by="this run")

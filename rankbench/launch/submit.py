@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from rankbench.config import RunConfig
+from rankbench.config import RunConfig, device_type_of
 from rankbench.launch.jobs import Job, TrainJob
 from rankbench.launch.options import LauncherOptions
 from rankbench.launch.results import JobResult, JobsFailedError
@@ -72,19 +72,11 @@ def job_folder(opts: LauncherOptions, runs_root: str | os.PathLike | None = None
     return base / "%j"
 
 
-def _device_type(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device.partition(":")[0]
-
-
 def job_devices(cfg: RunConfig, opts: LauncherOptions) -> tuple[str, ...]:
     """The devices local jobs get (none: CPU, the config's device), checked against the device
     type this process plans with: a run directory is named by a training fingerprint that
     depends on the device type, so the jobs must train on the type the caller will look for."""
-    here = _device_type(cfg.train.device)
+    here = device_type_of(cfg.train.device)
     if opts.kind == "slurm":
         there = "cuda" if opts.gpus_per_job else "cpu"
         if there != here:

@@ -18,6 +18,17 @@ def build_network(spec: ModelSpec, *, stem_channels: int = 128, num_stacks: int 
                    momentum=momentum, eps=eps)
 
 
+class IgnoreArch(torch.nn.Module):
+    """Wraps a stand-alone network so that the supernet training loop can call ``model(x, arch)``."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, arch=None):
+        return self.net(x)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Trainable parameters as NB101 counts them: nasbench-pytorch's Placeholder dummies excluded."""
     total = 0

@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from rankbench._registry import Registry
+from rankbench.spaces import Subnet
 
 if TYPE_CHECKING:  # pragma: no cover
     from rankbench.config import RunConfig, ScoreConfig
@@ -70,7 +71,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Protocol", "PROTOCOLS", "register_protocol", "get_protocol", "list_protocols", "CLEAN", "PAPER",
     "Choice", "PUBLIC_OPS", "PUBLIC_TEST_BATCH_SIZE", "PROTOCOL_FIELDS_WITHOUT_EFFECT",
-    "count_ordered_choices", "draw_public_choices", "choice_to_subnet",
+    "count_ordered_choices", "draw_public_choices", "choice_to_subnet", "CandidateRule", "CANDIDATE_RULES",
+    "candidate_rule",
 ]
 
 #: an ordered choice of the public code: ((node, op), ...) in draw order, nodes 0-based
@@ -128,8 +130,6 @@ def draw_public_choices(m: int, n: int, seed: int, ops: Sequence[str] = PUBLIC_O
 
 def choice_to_subnet(choice: Choice, m: int):
     """The network an ordered choice runs: an S4 subnet with ``op`` at each chosen node."""
-    from rankbench.spaces import Subnet
-
     ops: list[str | None] = [None] * m
     for node, op in choice:
         ops[node] = op
@@ -197,26 +197,15 @@ class Protocol:
         return draw_public_choices(m, n, score_cfg.seed, ops)
 
     def candidates(self, space, score_cfg: "ScoreConfig") -> list:
-        """The candidate networks (in scoring order) for a score config. ``paper``: one per
-        ordered choice, so a subnet reached by several choices appears several times."""
-        if self.candidate_rule == "public-choices":
-            m = _s4_space(space, self.name)[0]
-            return [choice_to_subnet(c, m) for c in self.choices(space, score_cfg)]
-        if self.candidate_rule != "subnets":
-            raise ValueError(f"unknown candidate rule {self.candidate_rule!r}")
-        return list(space.candidates(self._n(score_cfg), score_cfg.seed))
+        """The candidate networks (in scoring order) for a score config, as this protocol's
+        candidate rule (:data:`CANDIDATE_RULES`) picks them. ``paper``: one per ordered choice,
+        so a subnet reached by several choices appears several times."""
+        return candidate_rule(self.candidate_rule).candidates(self, space, score_cfg)
 
     def candidates_note(self, space, score_cfg: "ScoreConfig") -> str | None:
         """A line for the report when the candidate list is not what was asked (fewer choices
         exist than ``score.candidates``); None otherwise."""
-        if self.candidate_rule != "public-choices":
-            return None
-        m, ops = _s4_space(space, self.name)
-        n, total = self._n(score_cfg), count_ordered_choices(m, len(ops))
-        if n <= total:
-            return None
-        return (f"protocol {self.name!r} asks for {n} distinct ordered choices, but S4 with m={m} has only "
-                f"{total}: all {total} are scored, in draw order (the public script never finishes here)")
+        return candidate_rule(self.candidate_rule).note(self, space, score_cfg)
 
     # -- ranking -------------------------------------------------------------------------
     def keep_mask(self, acc_no_calib: Sequence[float], n_drop: int) -> np.ndarray:
@@ -246,6 +235,57 @@ def _s4_space(space, protocol: str) -> tuple[int, tuple[str, ...]]:
     if tuple(ops) != PUBLIC_OPS:
         raise ValueError(f"S4 ops {tuple(ops)} are not in the public code's order {PUBLIC_OPS}")
     return int(m), tuple(ops)
+
+
+# -- candidate rules: which networks a protocol scores ------------------------------------------
+class CandidateRule:
+    """How a protocol picks its candidates from a space. Register a subclass (an instance) in
+    :data:`CANDIDATE_RULES` under the name a :class:`Protocol`'s ``candidate_rule`` gives."""
+
+    def candidates(self, protocol: Protocol, space, score_cfg: "ScoreConfig") -> list:
+        raise NotImplementedError
+
+    def note(self, protocol: Protocol, space, score_cfg: "ScoreConfig") -> str | None:
+        """A line for the report when the list is not what was asked; None otherwise."""
+        return None
+
+
+CANDIDATE_RULES: Registry[CandidateRule] = Registry("candidate rule")
+
+
+class DistinctSubnets(CandidateRule):
+    """Distinct subnets of the space: all of them, or score.candidates sampled with score.seed."""
+
+    def candidates(self, protocol: Protocol, space, score_cfg: "ScoreConfig") -> list:
+        return list(space.candidates(protocol._n(score_cfg), score_cfg.seed))
+
+
+class PublicChoices(CandidateRule):
+    """The public MixPath code's ordered choices on S4, in draw order (a subnet once per choice)."""
+
+    def candidates(self, protocol: Protocol, space, score_cfg: "ScoreConfig") -> list:
+        m = _s4_space(space, protocol.name)[0]
+        return [choice_to_subnet(c, m) for c in protocol.choices(space, score_cfg)]
+
+    def note(self, protocol: Protocol, space, score_cfg: "ScoreConfig") -> str | None:
+        m, ops = _s4_space(space, protocol.name)
+        n, total = protocol._n(score_cfg), count_ordered_choices(m, len(ops))
+        if n <= total:
+            return None
+        return (f"protocol {protocol.name!r} asks for {n} distinct ordered choices, but S4 with m={m} has only "
+                f"{total}: all {total} are scored, in draw order (the public script never finishes here)")
+
+
+CANDIDATE_RULES.register("subnets")(DistinctSubnets())
+CANDIDATE_RULES.register("public-choices")(PublicChoices())
+
+
+def candidate_rule(name: str) -> CandidateRule:
+    """The registered candidate rule ``name`` (a ValueError listing the known ones otherwise)."""
+    try:
+        return CANDIDATE_RULES.get(name)
+    except KeyError as e:
+        raise ValueError(f"unknown candidate rule {name!r}; {e.args[0]}") from None
 
 
 PROTOCOLS: Registry = Registry("protocol")

@@ -18,7 +18,6 @@ only the missing networks.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import asdict
@@ -31,8 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from rankbench import distributed
-from rankbench._io import atomic_path, write_json
+from rankbench._io import atomic_path, short_digest, write_json
+from rankbench.config import DataConfig
+from rankbench.data import BatchLoader, normalize
 from rankbench.nb101.spec import matrix_to_string
+from rankbench.numerics import check_same_platform
 from rankbench.scoring.batched import score_group, supports_sharing
 from rankbench.scoring.calibrate import BNState, calibrate_bn
 from rankbench.scoring.protocols import Protocol, get_protocol
@@ -109,8 +111,6 @@ def eval_tensors(splits: Any, split: str, *, size: int = 0, seed: int = 0,
 
     ``size`` > 0 keeps a deterministic subset (a permutation seeded by ``seed``, kept in
     the split's order)."""
-    from rankbench.data import normalize
-
     part = _split(splits, split)
     images, labels = torch.as_tensor(part.images), torch.as_tensor(part.labels).long()
     n = len(labels)
@@ -130,9 +130,6 @@ def calibration_batches(splits: Any, split: str, *, num_batches: int, batch_size
     the training transforms of ``data_cfg`` are applied (seeded); without, the evaluation
     transform (normalisation only), so the images equal :func:`eval_tensors`' exactly.
     Normalised float32 tensors on ``device``."""
-    from rankbench.config import DataConfig
-    from rankbench.data import BatchLoader
-
     if num_batches < 0 or batch_size < 1:
         raise ValueError(f"calibration needs calib_batches >= 0 (0 = the whole split) and calib_batch_size >= 1, "
                          f"got {num_batches} and {batch_size}")
@@ -191,12 +188,12 @@ def calibration_data(splits: Any, protocol: "str | Protocol", score_cfg: Any, *,
 
 # -- cache -----------------------------------------------------------------------------------
 def _key_content(cfg: Any, protocol: Protocol, calibrate: bool, weights_id: str = "",
-                 channels_last: bool = True) -> dict[str, Any]:
+                 channels_last: bool = True, training_fingerprint: str | None = None) -> dict[str, Any]:
     s = protocol.score_config(cfg.score)
     content: dict[str, Any] = {
         "version": SCORE_VERSION,
         "memory_format": "channels_last" if channels_last else "contiguous",
-        "training": cfg.training_fingerprint(),
+        "training": training_fingerprint or cfg.training_fingerprint(),
         "weights": weights_id,
         "calibrate": bool(calibrate),
         "eval": {"split": s.eval_split, "size": s.eval_size, "batch_size": s.eval_batch_size,
@@ -211,7 +208,7 @@ def _key_content(cfg: Any, protocol: Protocol, calibrate: bool, weights_id: str 
 
 
 def score_key(cfg: Any, calibrate: bool, protocol: "str | Protocol | None" = None, *,
-              weights_id: str = "", channels_last: bool = True) -> str:
+              weights_id: str = "", channels_last: bool = True, training_fingerprint: str | None = None) -> str:
     """The cache key of a scoring setup: a hash of what changes a subnet's score.
 
     That is the trained weights (training fingerprint, and ``weights_id``, e.g. the finished
@@ -220,15 +217,16 @@ def score_key(cfg: Any, calibrate: bool, protocol: "str | Protocol | None" = Non
     them (:meth:`Protocol.score_config`). Not the candidate list: each subnet's score is
     independent of the others (the BN state is restored between candidates), so runs with
     different candidate lists share cached subnets. Not the truth or the ranking metrics
-    either (:data:`SCORE_FIELDS_WITHOUT_EFFECT`)."""
+    either (:data:`SCORE_FIELDS_WITHOUT_EFFECT`). ``training_fingerprint``: ``cfg``'s, when the
+    caller computed it already (a plan)."""
     proto = get_protocol(protocol or cfg.score.protocol)
-    blob = json.dumps(_key_content(cfg, proto, calibrate, weights_id, channels_last), sort_keys=True)
-    return ("calib-" if calibrate else "nocalib-") + hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return ("calib-" if calibrate else "nocalib-") + short_digest(
+        _key_content(cfg, proto, calibrate, weights_id, channels_last, training_fingerprint))
 
 
 def score_cache_path(run_dir: str | Path, cfg: Any, calibrate: bool,
                      protocol: "str | Protocol | None" = None, *, channels_last: bool = True,
-                     platform: dict | None = None) -> Path:
+                     platform: dict | None = None, training_fingerprint: str | None = None) -> Path:
     """``run_dir/scores/<key>.csv`` for this setup; writes ``<key>.json`` describing the key
     (and ``platform``, the compute platform the scores are made on).
 
@@ -236,13 +234,14 @@ def score_cache_path(run_dir: str | Path, cfg: Any, calibrate: bool,
     fingerprint, so a retrained run never reuses scores of earlier weights."""
     run_dir = Path(run_dir)
     done = run_dir / "train_done.json"
-    weights_id = hashlib.sha256(done.read_bytes()).hexdigest()[:12] if done.exists() else ""
+    weights_id = short_digest(done.read_bytes()) if done.exists() else ""
     proto = get_protocol(protocol or cfg.score.protocol)
-    key = score_key(cfg, calibrate, proto, weights_id=weights_id, channels_last=channels_last)
+    fp = training_fingerprint or cfg.training_fingerprint()
+    key = score_key(cfg, calibrate, proto, weights_id=weights_id, channels_last=channels_last, training_fingerprint=fp)
     path = run_dir / "scores" / f"{key}.csv"
     meta = path.with_suffix(".json")
     if not meta.exists():
-        write_json(meta, {"key": key, **_key_content(cfg, proto, calibrate, weights_id, channels_last),
+        write_json(meta, {"key": key, **_key_content(cfg, proto, calibrate, weights_id, channels_last, fp),
                           "protocol": asdict(proto), **({"platform": platform} if platform else {})})
     return path
 
@@ -251,8 +250,6 @@ def check_score_cache_platform(path: str | Path, platform: dict) -> str | None:
     """Before scores cached at ``path`` are reused: None when they were made on ``platform``
     (or there are none yet); else :class:`rankbench.numerics.PlatformMismatch`, or with the
     platform override the note to record."""
-    from rankbench.numerics import check_same_platform
-
     path = Path(path)
     if not path.exists():
         return None

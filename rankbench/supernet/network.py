@@ -38,7 +38,8 @@ class Supernet(nn.Module):
                  stacks: int = 3, cells_per_stack: int = 3, num_classes: int = 10, bn_momentum: float = 0.1):
         super().__init__()
         if width < 1 or stacks < 1 or cells_per_stack < 1:
-            raise ValueError(f"width, stacks and cells_per_stack must be positive, got {width}, {stacks}, {cells_per_stack}")
+            raise ValueError(f"width, stacks and cells_per_stack must be positive, got {width}, {stacks}, "
+                             f"{cells_per_stack}")
         self.space, self.variant = space, variant
         self.stem = ConvBnRelu(3, width, 3, bn_momentum)
         self.cells = nn.ModuleList()

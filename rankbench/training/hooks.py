@@ -31,16 +31,18 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rankbench import distributed
+from rankbench.rundir import RunDir
 from rankbench.training.checkpoint import checkpoint_state, save_checkpoint, weights_finite
 from rankbench.training.csvlog import write_log
 
 if TYPE_CHECKING:
     from rankbench.training.loop import Loop
 
-__all__ = ["Hook", "Synced", "TrainingDivergedError", "DivergenceGuard", "Progress", "CsvLog", "Checkpointer",
+__all__ = ["standard_hooks", "Hook", "Synced", "TrainingDivergedError", "DivergenceGuard", "Progress", "CsvLog",
+           "Checkpointer",
            "Callbacks", "Interrupts"]
 
 
@@ -288,3 +290,20 @@ class Interrupts(Hook):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(sig, old)
         self._old.clear()
+
+
+def standard_hooks(cfg: Any, run_dir: Any, *, progress: bool = True, space: Any = None, extra: Sequence[Hook] = (),
+                   on_step: Callable[[int, int], None] | None = None,
+                   on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> list[Hook]:
+    """The hooks of a rankbench training, in order: divergence guard, progress (rank 0 only),
+    CSV log, checkpoints (``cfg.train`` cadence), TensorBoard (``cfg.train.tensorboard``; the
+    sampled archs counted by ``space``), then ``extra``, then the callbacks ``on_step`` /
+    ``on_epoch_end`` and the signal handling. What :func:`rankbench.train.fit` runs when its
+    caller passes no hooks of its own."""
+    hooks: list[Hook] = [DivergenceGuard(), Progress(progress and distributed.is_main()), CsvLog(),
+                         Checkpointer(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)]
+    if cfg.train.tensorboard:
+        from rankbench.training.tensorboard import TensorBoard  # optional dependency
+
+        hooks.append(TensorBoard(RunDir(run_dir).tensorboard_dir, space))
+    return hooks + [*extra, Callbacks(on_step, on_epoch_end), Interrupts()]

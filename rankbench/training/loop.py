@@ -21,8 +21,7 @@ from rankbench._io import atomic_path, write_json
 from rankbench.config import RunConfig
 from rankbench.rundir import RunDir
 from rankbench.training.checkpoint import Position, load_checkpoint, restore_checkpoint, unwrap
-from rankbench.training.hooks import (Callbacks, Checkpointer, CsvLog, DivergenceGuard, Hook, Interrupts, Progress,
-                                      Synced)
+from rankbench.training.hooks import Hook, Synced, standard_hooks
 from rankbench.training.step import (describe_device, make_optimizer, make_scheduler, make_train_loader,
                                      resolve_device, train_step)
 
@@ -44,7 +43,7 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
         resume: bool = False, progress: bool = True, log_name: str = LOG, weights_name: str = WEIGHTS,
         on_step: Callable[[int, int], None] | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-        space: Any = None, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+        space: Any = None, hooks: Sequence[Hook] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``splits.train`` for ``cfg.train.epochs`` epochs; return the summary
     also written to ``run_dir/train_done.json``.
 
@@ -60,11 +59,13 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     ``on_step(epoch, step)`` is called after every step (0-based epoch, steps done in it) and
     ``on_epoch_end(epochs_done, log_row)`` after every epoch, both at points where the state
     is consistent: raising KeyboardInterrupt from them behaves exactly like Ctrl-C (a
-    checkpoint is written, then the interrupt propagates). ``hooks``: more
-    :class:`~rankbench.training.hooks.Hook` objects, run after the built-in ones (divergence
-    guard, progress, CSV log, checkpoints, TensorBoard) and before the callbacks and the
-    signal handling. ``space``: the search space ``arch_sampler`` draws from, if any (TensorBoard
-    counts the sampled archs by its ``group_column``).
+    checkpoint is written, then the interrupt propagates). ``hooks``: the loop's concerns, as
+    the caller chooses them (:class:`~rankbench.training.hooks.Hook` objects, run in order);
+    None: :func:`~rankbench.training.hooks.standard_hooks` (divergence guard, progress, CSV log,
+    checkpoints, TensorBoard, ``on_step`` / ``on_epoch_end``, signals). Given hooks, the
+    callbacks belong in them (``standard_hooks(..., on_step=...)``). ``space``: the search
+    space ``arch_sampler`` draws from, if any (TensorBoard counts the sampled archs by its
+    ``group_column``).
 
     Under ``torch.distributed`` (``torchrun``; see :mod:`rankbench.distributed`) every rank
     calls ``fit`` alike: the model is wrapped in DDP, each rank trains on its slice of every
@@ -76,13 +77,13 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     if finished is not None:
         return finished
     loop = Loop(model, arch_sampler, splits, cfg, run_dir, resume=resume, progress=progress, log_name=log_name)
-    loop.hooks = [DivergenceGuard(), Progress(loop.progress), CsvLog(),
-                  Checkpointer(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)]
-    if cfg.train.tensorboard:
-        from rankbench.training.tensorboard import TensorBoard
-
-        loop.hooks.append(TensorBoard(RunDir(run_dir).tensorboard_dir, space))
-    loop.hooks += [*hooks, Callbacks(on_step, on_epoch_end), Interrupts()]
+    if hooks is None:
+        hooks = standard_hooks(cfg, run_dir, progress=progress, space=space, on_step=on_step,
+                               on_epoch_end=on_epoch_end)
+    elif on_step is not None or on_epoch_end is not None:
+        raise ValueError("fit: with hooks given, pass on_step / on_epoch_end inside them "
+                         "(standard_hooks(..., on_step=...))")
+    loop.hooks = list(hooks)
     try:
         loop.fire("on_start")
         while loop.pos.epoch < loop.epochs:
@@ -182,7 +183,7 @@ class Loop:
         model.to(device)
         self.channels_last = tcfg.channels_last  # also on CPU: ~1.6x faster steps for these small-channel nets
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing in torch's stubs
         self.optimizer = make_optimizer(model, tcfg)
         self.scheduler = make_scheduler(self.optimizer, tcfg.epochs)
         loader = make_train_loader(splits.train, cfg, device)
@@ -387,5 +388,5 @@ def _forward_module(model: nn.Module, base: nn.Module, *, compile_: bool, ddp: b
     if ddp:
         net = distributed.wrap_ddp(net)
     if compile_:
-        net = torch.compile(net)
+        net = torch.compile(net)  # type: ignore[assignment]  # a compiled module is called like one
     return net

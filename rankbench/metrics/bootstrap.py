@@ -1,306 +1,27 @@
-"""Ranking-agreement metrics: how well a supernet's scores rank candidates against the truth.
-
-Pure functions: 1-D arrays in, floats (or a dict) out. Conventions, everywhere:
-
-- higher score = better, higher truth = better (accuracies);
-- ties are allowed on both sides: isomorphic subnets share one NB101 truth, and a weak
-  supernet can give several subnets the same accuracy. Each metric says how it treats them;
-- a correlation is undefined when either side is constant: it returns NaN (as scipy does);
-- NaN/inf in the input is an error, never silently dropped: callers drop candidates without a
-  truth explicitly, so that ``n`` in a report is the number really ranked;
-- a ranking needs at least 3 candidates.
-
-The metrics are registered in :data:`METRICS` (``list_metrics()``) so that reports and tests
-iterate over the same list; :func:`rank_metrics` computes all of them, with bootstrap intervals
-whose unit is the thing that varies: hash classes (isomorphic subnets share one network and
-one truth) are drawn, then each drawn class's truth from its repeats (:func:`bootstrap_ci`).
-:func:`paired_difference` compares two rankers over training seeds; :func:`split_half_reliability`
-says how well a truth of a few noisy repeats can agree with a noise-free one.
-"""
+"""Bootstrap intervals whose unit is the hash class, with the truth's repeats redrawn
+(:func:`bootstrap_ci`), and every registered metric with its interval at once
+(:func:`rank_metrics`)."""
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
-import warnings
 from functools import partial
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rankbench._registry import Registry
-
-__all__ = [
-    "METRICS",
-    "register_metric",
-    "list_metrics",
-    "kendall_tau",
-    "spearman",
-    "pearson",
-    "precision_at_k",
-    "precision_at_10_naslib",
-    "precision_at_k_awnas",
-    "best_rank_at_k",
-    "worst_rank_at_k",
-    "top1_regret",
-    "ConfidenceInterval",
-    "bootstrap_ci",
-    "rank_metrics",
-    "paired_difference",
-    "split_half_reliability",
-    "MIN_RELIABILITY_CLASSES",
-    "DISATTENUATION",
-    "TRUTH_REDUCES",
-    "group_mean",
-    "MEAN_DECIMALS",
-]
-
-MetricFn = Callable[..., float]
-
-METRICS: Registry[MetricFn] = Registry("metric")
-register_metric = METRICS.register
-
-
-def list_metrics() -> list[str]:
-    """Names of the registered metrics, in registration order."""
-    return METRICS.names()
-
-
-# -- input checks --------------------------------------------------------------------------
-def _as_1d(a: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        where = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
-        raise ValueError(
-            f"{name} has {bad.size} NaN/inf value(s) of {arr.size}, at index {where}; "
-            "drop candidates without a value explicitly before computing metrics"
-        )
-    return arr
-
-
-def _check(scores: ArrayLike, truth: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    s = _as_1d(scores, "scores")
-    t = _as_1d(truth, "truth")
-    if s.size != t.size:
-        raise ValueError(f"scores and truth differ in length: {s.size} vs {t.size}")
-    if s.size < 3:
-        raise ValueError(f"a ranking needs at least 3 candidates; got {s.size}")
-    return s, t
-
-
-def _num_top(k: float, n: int) -> int:
-    """K = max(1, round(k * n)), halves rounded up (not Python's round-half-to-even)."""
-    if isinstance(k, bool) or not (0.0 < float(k) <= 1.0):
-        raise ValueError(f"k is a fraction of the candidates in (0, 1]; got {k!r}")
-    return max(1, int(math.floor(float(k) * n + 0.5)))
-
-
-# -- rank helpers --------------------------------------------------------------------------
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """1-based ranks, ascending; tied values share the mean of the ranks they occupy."""
-    order = np.argsort(a, kind="stable")
-    sa = a[order]
-    starts = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1]])
-    ends = np.r_[starts[1:], a.size]
-    ranks = np.empty(a.size)
-    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
-    return ranks
-
-
-def _true_rank(truth: np.ndarray) -> np.ndarray:
-    """Competition rank, 1 = best: 1 + the number of candidates with a strictly higher truth."""
-    st = np.sort(truth)
-    return truth.size - np.searchsorted(st, truth, side="right") + 1
-
-
-def _tied_pairs(sorted_vals: np.ndarray | tuple[np.ndarray, ...]) -> int:
-    """Number of tied pairs in an array sorted so that equal values (or rows) are adjacent."""
-    cols = sorted_vals if isinstance(sorted_vals, tuple) else (sorted_vals,)
-    change = np.zeros(cols[0].size - 1, dtype=bool)
-    for c in cols:
-        change |= c[1:] != c[:-1]
-    run = np.diff(np.flatnonzero(np.r_[True, change, True])).astype(np.int64)
-    return int((run * (run - 1) // 2).sum())
-
-
-def _count_inversions(v: np.ndarray) -> int:
-    """Pairs i < j with v[i] > v[j] (strict), for non-negative ints < len(v); O(n log^2 n).
-
-    Bottom-up merge sort, one vectorised step per level: every element of a block's right
-    half counts the elements of its left half that are greater, found by binary search."""
-    n = v.size
-    m = np.int64(max(n, 1))
-    v = v.astype(np.int64)
-    pos = np.arange(n, dtype=np.int64)
-    total = 0
-    w = 1
-    while w < n:
-        blk = pos // (2 * w)
-        right = (pos // w) % 2 == 1
-        key = blk * m + v  # sorted within each w-block, so the left halves are sorted overall
-        left = key[~right]
-        rb = blk[right]
-        hi = np.searchsorted(left, (rb + 1) * m, side="left")
-        le = np.searchsorted(left, key[right], side="right")
-        total += int((hi - le).sum())
-        v = np.sort(key) % m  # merge: sort within each 2w-block
-        w *= 2
-    return total
-
-
-# -- correlations --------------------------------------------------------------------------
-@register_metric("kendall_tau")
-def kendall_tau(scores: ArrayLike, truth: ArrayLike) -> float:
-    """Kendall's tau-b (ties on either side), the field's standard supernet ranking measure.
-
-    O(n log n) (Knight's algorithm); NaN when either side is constant."""
-    x, y = _check(scores, truth)
-    n = x.size
-    order = np.lexsort((y, x))  # by x, then y: pairs tied in x are never counted discordant
-    xs, ys = x[order], y[order]
-    n0 = n * (n - 1) // 2
-    n1 = _tied_pairs(xs)
-    n2 = _tied_pairs(np.sort(y))
-    n3 = _tied_pairs((xs, ys))
-    yr = np.unique(ys, return_inverse=True)[1]
-    nd = _count_inversions(yr)
-    nc = n0 - n1 - n2 + n3 - nd
-    if n1 == n0 or n2 == n0:
-        return float("nan")
-    tau = (nc - nd) / math.sqrt(float(n0 - n1) * float(n0 - n2))
-    return float(min(1.0, max(-1.0, tau)))
-
-
-def _pearson_arrays(x: np.ndarray, y: np.ndarray) -> float:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    xm = x - x.mean()
-    ym = y - y.mean()
-    r = float(np.dot(xm, ym) / math.sqrt(float(np.dot(xm, xm)) * float(np.dot(ym, ym))))
-    return min(1.0, max(-1.0, r))
-
-
-@register_metric("spearman")
-def spearman(scores: ArrayLike, truth: ArrayLike) -> float:
-    """Spearman's rho: Pearson correlation of the average ranks (ties share a rank)."""
-    x, y = _check(scores, truth)
-    return _pearson_arrays(_average_ranks(x), _average_ranks(y))
-
-
-@register_metric("pearson")
-def pearson(scores: ArrayLike, truth: ArrayLike) -> float:
-    """Pearson's r of the raw values: linear agreement, sensitive to scale and outliers."""
-    x, y = _check(scores, truth)
-    return _pearson_arrays(x, y)
-
-
-# -- top-K metrics -------------------------------------------------------------------------
-def _topk_membership(v: np.ndarray, k: int) -> np.ndarray:
-    """Probability of each candidate to be in the top k when ties are broken at random."""
-    kth = np.partition(v, v.size - k)[v.size - k]  # the k-th highest value
-    above = v > kth
-    tied = v == kth
-    p = above.astype(np.float64)
-    p[tied] = (k - above.sum()) / tied.sum()
-    return p
-
-
-@register_metric("precision_at_k")
-def precision_at_k(scores: ArrayLike, truth: ArrayLike, k: float = 0.1) -> float:
-    """Fraction of the true top-K% that is also in the supernet's top-K% (k a fraction).
-
-    K = max(1, round(k * n)), halves up. Ties at either boundary are broken uniformly at
-    random, independently on each side, and the expected precision is returned (exactly:
-    a candidate tied at the boundary counts as the fraction of its tie group that fits)."""
-    s, t = _check(scores, truth)
-    kk = _num_top(k, s.size)
-    return float(np.dot(_topk_membership(s, kk), _topk_membership(t, kk)) / kk)
-
-
-@register_metric("precision_at_10_naslib")
-def precision_at_10_naslib(scores: ArrayLike, truth: ArrayLike, *, top: int = 10) -> float:
-    """NASLib's precision@10: of the absolute top 10 (not 10%), how many both sides agree on.
-
-    Mirrors ``PredictorEvaluator.compare`` (automl/NASLib, naslib/defaults/predictor_evaluator.py;
-    the same code is ``compute_scores`` in naslib/utils): a candidate is in a side's top set when
-    its value is strictly greater (``>``) than that side's 11th-highest value (the lowest value
-    when n <= 10), and the overlap is divided by 10 always. Ties at the cut are never broken: they
-    leave seats empty, so the value can be below what any tie order would give. Compare with
-    :func:`precision_at_k` (K = 10% of n, ties broken at random in expectation)."""
-    s, t = _check(scores, truth)
-    if isinstance(top, bool) or int(top) != top or top < 1:
-        raise ValueError(f"top is a number of candidates >= 1; got {top!r}")
-    top = int(top)
-
-    def in_top(v: np.ndarray) -> np.ndarray:
-        return v > np.sort(v)[max(-v.size, -top - 1)]
-
-    return float(np.count_nonzero(in_top(s) & in_top(t)) / top)
-
-
-def precision_at_k_awnas(scores: ArrayLike, truth: ArrayLike, k: float = 0.1) -> float:
-    """aw_nas's P@K, for comparison (not registered): K = floor(k * n), top sets by argsort order.
-
-    Mirrors ``test_xk`` of aw_nas (walkerning/aw_nas): candidates are reordered by
-    ``np.argsort(truth)[::-1]``, the predicted top K are the first K of
-    ``np.argsort(scores)[::-1]`` in that order, and P = |overlap with the first K| / K. Ties at
-    either cut go by numpy's default (unstable) argsort order, so they can depend on the machine.
-    NaN when K = 0 (aw_nas skips such K)."""
-    s, t = _check(scores, truth)
-    if isinstance(k, bool) or not (0.0 < float(k) <= 1.0):
-        raise ValueError(f"k is a fraction of the candidates in (0, 1]; got {k!r}")
-    kk = int(s.size * float(k))
-    if kk < 1:
-        return float("nan")
-    true_order = np.argsort(t)[::-1]
-    ranks = np.argsort(s[true_order])[::-1]
-    return float(np.count_nonzero(ranks[:kk] < kk) / kk)
-
-
-def _topk_true_ranks(scores: ArrayLike, truth: ArrayLike, k: float) -> tuple[np.ndarray, int]:
-    s, t = _check(scores, truth)
-    kk = _num_top(k, s.size)
-    kth = np.partition(s, s.size - kk)[s.size - kk]
-    return _true_rank(t)[s >= kth], s.size
-
-
-@register_metric("best_rank_at_k")
-def best_rank_at_k(
-    scores: ArrayLike, truth: ArrayLike, k: float = 0.1, *, percentile: bool = False
-) -> float:
-    """BR@K: the best true rank (1 = best) among the supernet's top-K% candidates.
-
-    True rank = 1 + the number of candidates with a strictly higher truth. Candidates tied
-    with the K-th highest score are all in the top K (the supernet cannot tell them apart).
-    ``percentile=True`` gives 100 * rank / n (lower is better)."""
-    ranks, n = _topk_true_ranks(scores, truth, k)
-    r = float(ranks.min())
-    return 100.0 * r / n if percentile else r
-
-
-@register_metric("worst_rank_at_k")
-def worst_rank_at_k(
-    scores: ArrayLike, truth: ArrayLike, k: float = 0.1, *, percentile: bool = False
-) -> float:
-    """WR@K: the worst true rank (1 = best) among the supernet's top-K% candidates.
-
-    Same rank and tie conventions as :func:`best_rank_at_k`."""
-    ranks, n = _topk_true_ranks(scores, truth, k)
-    r = float(ranks.max())
-    return 100.0 * r / n if percentile else r
-
-
-@register_metric("top1_regret")
-def top1_regret(scores: ArrayLike, truth: ArrayLike) -> float:
-    """Best truth minus the truth of the top-scored candidate (mean over a tied top); >= 0.
-
-    What a search that trusts the supernet loses, in truth units (e.g. accuracy points)."""
-    s, t = _check(scores, truth)
-    return float(t.max() - t[s == s.max()].mean())
+from rankbench.metrics.point import (
+    MEAN_DECIMALS,
+    METRICS,
+    MetricFn,
+    _check,
+    _num_top,
+    kendall_tau,
+    list_metrics,
+    pearson,
+    spearman,
+)
 
 
 # -- bootstrap: the resampling unit is the hash class ------------------------------------------
@@ -327,10 +48,6 @@ class ConfidenceInterval(tuple):
         return (f"ConfidenceInterval(low={self.low:.6g}, high={self.high:.6g}, "
                 f"n_used={self.n_used}/{self.n_boot}, alpha={self.alpha:g})")
 
-
-#: decimals kept in a mean of accuracies (as the truth's mean over repeats): means equal in
-#: decimal arithmetic (0.1 + 0.7 and 0.3 + 0.5) tie instead of differing in the last bit
-MEAN_DECIMALS = 12
 
 #: how a truth is made from its repeats, and so how the bootstrap redraws it: "mean" = each
 #: class's mean over its R repeats (one value per class); "random" = one repeat per candidate
@@ -634,7 +351,7 @@ def _eval_resamples(fn: MetricFn, s: np.ndarray, wc: np.ndarray, classes: _Class
             classes.MAX_C_FIXED if yc.shape[0] == 1 else classes.MAX_C_DRAWN):
         return _class_kendall(s, yc, wc.astype(np.float64), classes)
     if y is None:
-        y = yc[:, classes.cls]
+        y = yc[:, classes.cls]  # type: ignore[index]  # y or yc is given
         y = y[0] if y.shape[0] == 1 else y
     w = wc[:, classes.cls]
     fast = _WEIGHTED.get(fn)
@@ -703,14 +420,14 @@ def _bootstrap_values(fn: MetricFn, s: np.ndarray, t: np.ndarray, n_boot: int, s
             if kind == "fixed":
                 y, yc = t, fixed_c
             elif kind == "means":
-                yc = noise.means[None, :]
-            elif kind == "drawn_mean" and noise.reduce == "mean" and "drawn" in kinds:
+                yc = noise.means[None, :]  # type: ignore[union-attr]  # noise is given for these kinds
+            elif kind == "drawn_mean" and noise.reduce == "mean" and "drawn" in kinds:  # type: ignore[union-attr]  # noise is given for these kinds
                 vals[kind][start:start + rows] = vals["drawn"][start:start + rows]
                 continue
-            elif kind == "drawn_mean" or noise.reduce == "mean":
-                yc = _draw_class_truths(rngs[kind], noise, rows)
+            elif kind == "drawn_mean" or noise.reduce == "mean":  # type: ignore[union-attr]  # noise is given for these kinds
+                yc = _draw_class_truths(rngs[kind], noise, rows)  # type: ignore[arg-type]  # noise is given for these kinds
             else:
-                y = _draw_truths(rngs[kind], noise, rows, classes.cls)
+                y = _draw_truths(rngs[kind], noise, rows, classes.cls)  # type: ignore[arg-type]  # noise is given for these kinds
             vals[kind][start:start + rows] = _eval_resamples(fn, s, wc, classes, y, yc)
     return vals
 
@@ -925,7 +642,7 @@ def rank_metrics(
                 if name in _CORRELATIONS and resampled:
                     out[key + "_truth_noise_share"] = _noise_share(vals["drawn"], vals["drawn_again"])
                 if name in _CORRELATIONS:
-                    point, dci = _disattenuated(f, s, cls, noise, vals, alpha) if resampled else (None, None)
+                    point, dci = _disattenuated(f, s, cls, noise, vals, alpha) if resampled else (None, None)  # type: ignore[arg-type]  # noise is given for these kinds
                     out[key + "_disattenuated"] = point
                     out[key + "_disattenuated_ci"] = dci
             if name in _RANK_VALUED:
@@ -946,221 +663,3 @@ def rank_metrics(
     return out
 
 
-# -- paired differences over training seeds --------------------------------------------------
-def paired_difference(
-    a: Sequence[ArrayLike],
-    b: Sequence[ArrayLike],
-    truth_repeats: ArrayLike | None,
-    groups: ArrayLike | None,
-    *,
-    truth: ArrayLike | None = None,
-    metric: str | MetricFn = "kendall_tau",
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    truth_reduce: str = "mean",
-) -> dict[str, Any]:
-    """Mean over training seeds of metric(a[i]) - metric(b[i]), with a three-level bootstrap
-    interval: is variant A really better than B?
-
-    ``a[i]`` and ``b[i]`` score the same n candidates with supernets of training seed i (two
-    variants, or calibrated vs not). ``truth`` (n,) is the point estimate's truth (default: each
-    class's mean over its repeats, rounded as the truth's). Each of ``n_boot`` replicates draws,
-    independently: the training seeds with replacement; the hash classes (``groups``; None: each
-    candidate its own) with replacement, as in :func:`bootstrap_ci`, one draw shared by every
-    seed and both arms, so the pairing is kept; each class's truth from its repeats,
-    variance-matched, shared likewise (held fixed when ``truth_repeats`` is None or a class has
-    one repeat). Its value is the mean over the drawn seeds of metric(a) - metric(b) on the drawn
-    classes against the drawn truth; the interval is the percentile interval of these. (A drawn
-    truth is noisier than ours, which shrinks both metrics and so their difference a little
-    towards 0: the interval errs on the cautious side.)
-
-    Returns ``metric``, ``difference`` (the mean over seeds), ``ci`` (low, high), ``ci_n``
-    (replicates with a defined value), ``per_seed`` (list of per-seed differences),
-    ``mean_a``, ``mean_b``, ``n_seeds``, ``n``, ``n_classes``, ``n_boot``, ``alpha``,
-    ``truth_resampled``, ``truth_noise``."""
-    fn = METRICS.get(metric) if isinstance(metric, str) else metric
-    if len(a) != len(b) or len(a) < 1:
-        raise ValueError(f"a and b need the same number (>= 1) of seeds; got {len(a)} and {len(b)}")
-    xa = [_as_1d(v, f"a[{i}]") for i, v in enumerate(a)]
-    xb = [_as_1d(v, f"b[{i}]") for i, v in enumerate(b)]
-    n = xa[0].size
-    if any(v.size != n for v in xa + xb):
-        raise ValueError(f"every score vector must score the same {n} candidates; got lengths "
-                         f"{[v.size for v in xa]} and {[v.size for v in xb]}")
-    _check_boot(n_boot, alpha)
-    cls = _classes(groups, n)
-    noise = None if truth_repeats is None else _truth_noise(truth_repeats, cls, truth_reduce)
-    if truth is None:
-        if noise is None:
-            raise ValueError("give the truth: truth_repeats, or truth= when the truth has no repeats")
-        t = noise.means[cls]
-    else:
-        _, t = _check(xa[0], truth)
-    resampled = noise is not None and bool(noise.estimable.any())
-
-    ma = np.array([fn(v, t) for v in xa])
-    mb = np.array([fn(v, t) for v in xb])
-    per_seed = ma - mb
-    n_seeds = len(xa)
-    rng = np.random.default_rng(seed)
-    rng_truth, rng_seeds = _truth_rng(seed, 0), _truth_rng(seed, 1)
-    diffs = np.empty(n_boot)
-    chunk = _chunk_rows(n_boot, n)
-    classes = _Classes(cls)
-    fixed_c = classes.constant(t)
-    for start in range(0, n_boot, chunk):
-        rows = min(chunk, n_boot - start)
-        pick = rng_seeds.integers(0, n_seeds, size=(rows, n_seeds))
-        wc = _class_counts(rng, classes.n_cls, rows)
-        y, yc = t, fixed_c
-        if resampled and noise.reduce == "mean":
-            y, yc = None, _draw_class_truths(rng_truth, noise, rows)
-        elif resampled:
-            y, yc = _draw_truths(rng_truth, noise, rows, cls), None
-        delta = np.stack([_eval_resamples(fn, va, wc, classes, y, yc) - _eval_resamples(fn, vb, wc, classes, y, yc)
-                          for va, vb in zip(xa, xb)])
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicates: skipped below
-            diffs[start:start + rows] = np.nanmean(delta[pick, np.arange(rows)[:, None]], axis=1)
-    interval = _interval(diffs, alpha)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        point = float(np.nanmean(per_seed)) if np.isfinite(per_seed).any() else float("nan")
-        mean_a = float(np.nanmean(ma)) if np.isfinite(ma).any() else float("nan")
-        mean_b = float(np.nanmean(mb)) if np.isfinite(mb).any() else float("nan")
-    return {"metric": getattr(fn, "__name__", str(metric)), "difference": point,
-            "ci": (interval.low, interval.high), "ci_n": interval.n_used, "per_seed": per_seed.tolist(),
-            "mean_a": mean_a, "mean_b": mean_b, "n_seeds": n_seeds, "n": int(n), "n_classes": int(cls.max()) + 1,
-            "n_boot": int(n_boot), "alpha": float(alpha), "truth_resampled": resampled,
-            "truth_noise": _noise_status(noise)}
-
-
-# -- how reliable a truth is -----------------------------------------------------------------
-def _splits(n_seeds: int, n_splits: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Seed subsets forming the first half: all distinct ones if at most ``n_splits``, else
-    ``n_splits`` random ones (the second half is the rest)."""
-    h = n_seeds // 2
-    every = [np.array(c) for c in itertools.combinations(range(n_seeds), h)
-             if n_seeds % 2 or 0 in c]  # an even split and its mirror image are one split
-    if len(every) <= n_splits:
-        return every
-    return [np.sort(rng.permutation(n_seeds)[:h]) for _ in range(n_splits)]
-
-
-def _spearman_brown(r: float, factor: float) -> float:
-    """Reliability of a mean over ``factor`` times as many repeats as one of reliability r."""
-    return factor * r / (1.0 + (factor - 1.0) * r)
-
-
-def _tau_of_reliability(rel: float) -> float:
-    """Kendall tau against the noise-free values of a truth with this reliability (normal model)."""
-    return float(2.0 / math.pi * math.asin(math.sqrt(min(1.0, max(0.0, rel)))))
-
-
-#: fewest classes with every repeat for which :func:`split_half_reliability` gives a number:
-#: the tau between two half-means of fewer classes moves too much to mean anything (with 3
-#: classes tau takes the values -1, -1/3, 1/3, 1 only)
-MIN_RELIABILITY_CLASSES = 10
-
-_RELIABILITY_NUMBERS = ("split_half_tau", "split_half_tau_sd", "split_half_pearson", "reliability",
-                        "estimated_pearson", "estimated_tau", "seeds_needed", "seeds_needed_exact")
-
-
-def split_half_reliability(
-    repeats: ArrayLike, *, n_splits: int = 100, seed: int = 0, target: float = 0.85,
-    min_classes: int = MIN_RELIABILITY_CLASSES,
-) -> dict[str, Any]:
-    """How well a truth that averages ``n_seeds`` repeats can agree with a noise-free one.
-
-    ``repeats`` is (classes, seeds); only classes with every seed count. For each split of the
-    seeds into halves (the two seeds themselves for 2; every distinct split when there are at
-    most ``n_splits``, else ``n_splits`` random ones), Kendall tau between the two half-means;
-    their mean ``split_half_tau`` -> Pearson r = sin(pi tau / 2) (normal model) ->
-    Spearman-Brown to the full count (2r / (1 + r)) = ``reliability`` -> its square root, the
-    Pearson r of the truth against a noise-free one -> back to ``estimated_tau`` =
-    (2/pi) arcsin(sqrt(reliability)). ``seeds_needed``: the seeds for ``estimated_tau`` >=
-    ``target`` (inverse Spearman-Brown; None when the halves do not agree at all);
-    ``projected_tau``: the estimate at other seed counts. With an odd count the halves differ
-    by one seed and are treated as half the count each.
-
-    ``estimable``: False with fewer than ``min_classes`` complete classes (default
-    :data:`MIN_RELIABILITY_CLASSES`); then ``status`` says "not estimable (...)", every number
-    above is None and ``projected_tau`` is empty: a caller must not read such a truth as
-    reliable (or unreliable). Otherwise ``status`` is "estimated"."""
-    reps = np.asarray(repeats, dtype=np.float64)
-    if reps.ndim != 2:
-        raise ValueError(f"repeats must be (classes, seeds); got shape {reps.shape}")
-    full = reps[np.isfinite(reps).all(axis=1)]
-    n_cls, n_seeds = full.shape
-    if n_seeds < 2:
-        raise ValueError(f"split halves need >= 2 seeds; got {n_seeds}")
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target must be a tau in (0, 1), got {target}")
-    if n_cls < max(3, int(min_classes)):
-        return {"n_classes": int(n_cls), "n_seeds": int(n_seeds), "n_splits": 0, "estimable": False,
-                "status": f"not estimable ({n_cls} classes with all {n_seeds} repeats; needs >= "
-                          f"{max(3, int(min_classes))})",
-                **{k: None for k in _RELIABILITY_NUMBERS}, "target_tau": float(target), "projected_tau": {}}
-    taus = []
-    for first in _splits(n_seeds, max(1, int(n_splits)), np.random.default_rng(seed)):
-        second = np.setdiff1d(np.arange(n_seeds), first)
-        ha = _repeat_means(full[:, first], np.full(n_cls, first.size))
-        hb = _repeat_means(full[:, second], np.full(n_cls, second.size))
-        taus.append(kendall_tau(ha, hb))
-    taus_arr = np.array(taus)
-    tau_half = float(np.nanmean(taus_arr)) if np.isfinite(taus_arr).any() else float("nan")
-    r_half = math.sin(math.pi * tau_half / 2.0)
-    half = n_seeds / 2.0
-    rel = _spearman_brown(r_half, 2.0) if r_half > 0 else 0.0
-    r_one = r_half / (half - (half - 1.0) * r_half) if r_half > 0 else float("nan")
-    need_rel = math.sin(math.pi * target / 2.0) ** 2
-    needed = need_rel * (1.0 - r_one) / (r_one * (1.0 - need_rel)) if r_one > 0 else float("inf")
-    projected = {str(k): _tau_of_reliability(_spearman_brown(r_one, k)) if r_one > 0 else 0.0
-                 for k in sorted({1, 2, 3, 4, 6, 8, 10, 16, n_seeds})}
-    return {
-        "n_classes": int(n_cls), "n_seeds": int(n_seeds), "n_splits": len(taus),
-        "estimable": True, "status": "estimated",
-        "split_half_tau": tau_half,
-        "split_half_tau_sd": float(np.nanstd(taus_arr)) if len(taus) > 1 else 0.0,
-        "split_half_pearson": r_half,
-        "reliability": rel,
-        "estimated_pearson": math.sqrt(min(1.0, max(0.0, rel))),
-        "estimated_tau": _tau_of_reliability(rel),
-        "target_tau": float(target),
-        "seeds_needed": max(1, math.ceil(needed - 1e-9)) if math.isfinite(needed) else None,
-        "seeds_needed_exact": float(needed),
-        "projected_tau": projected,
-    }
-
-
-# -- per hash class ------------------------------------------------------------------------
-def group_mean(
-    scores: ArrayLike, groups: ArrayLike, *, decimals: int | None = MEAN_DECIMALS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean score per group, e.g. over isomorphic subnets sharing an NB101 hash, so that a
-    ranking can be measured per hash class as well as per subnet.
-
-    Exact where it matters for ties: a group whose values are all equal gets that value; any
-    other gets math.fsum / count (independent of order), rounded to ``decimals`` (as the
-    truth's means) so that means equal in decimal arithmetic tie (``None``: not rounded).
-    Returns (unique groups, sorted as np.unique sorts them; their means)."""
-    s = _as_1d(scores, "scores")
-    g = np.asarray(groups)
-    if g.ndim != 1:
-        raise ValueError(f"groups must be 1-D, got shape {g.shape}")
-    if g.size != s.size:
-        raise ValueError(f"scores and groups differ in length: {s.size} vs {g.size}")
-    uniq, inv = np.unique(g, return_inverse=True)
-    if not s.size:
-        return uniq, np.zeros(0)
-    order = np.argsort(inv.ravel(), kind="stable")
-    sv = s[order]
-    starts = np.flatnonzero(np.r_[True, np.diff(inv.ravel()[order]) != 0])
-    lo, hi = np.minimum.reduceat(sv, starts), np.maximum.reduceat(sv, starts)
-    means = lo.copy()
-    for c in np.flatnonzero(lo != hi):
-        part = sv[starts[c]:starts[c + 1] if c + 1 < starts.size else sv.size]
-        m = math.fsum(part) / part.size
-        means[c] = m if decimals is None else np.round(m, decimals)
-    return uniq, means

@@ -1,0 +1,123 @@
+"""The run plan (rankbench.plan): resolved once, passed down; the truth loaded once per command."""
+from __future__ import annotations
+
+import pytest
+
+import rankbench.pipeline
+import rankbench.plan
+from rankbench.cli import main
+from rankbench.config import ConfigError, apply_overrides, load_preset
+from rankbench.pipeline import planned_run_dirs
+from rankbench.plan import RunPlan, resolve, validate_config
+from rankbench.rundir import run_dir_for
+
+
+@pytest.fixture
+def count_truth_loads(monkeypatch):
+    calls = []
+    real = rankbench.plan.load_truth
+
+    def counted(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(rankbench.plan, "load_truth", counted)
+    return calls
+
+
+def test_resolve_holds_what_a_run_needs(tmp_path):
+    cfg = apply_overrides(load_preset("quick"), {"train.device": "cpu", "score.protocol": "paper"})
+    p = resolve(cfg, 3, tmp_path)
+    assert isinstance(p, RunPlan) and p.seeds == [2020, 2021, 2022] and p.runs_root == tmp_path
+    assert p.cfg.score.eval_split == "test"  # the protocol applied once
+    assert p.requested is cfg and p.device_type == "cpu"
+    assert [c.hash for c in p.candidates] == p.hashes and p.coverage.covered == len(p.candidates)
+    assert p.truth_digest == p.truth.digest() and p.report_name(True).startswith("paper-calib-")
+    for run in p.runs:  # each seed's fingerprint and directory as the run directory helpers compute them
+        assert run.training_fingerprint == run.cfg.training_fingerprint("cpu")
+        assert run.run_dir == run_dir_for(run.cfg, tmp_path)
+    assert planned_run_dirs(cfg, 3, tmp_path) == p.planned
+    one = p.for_seed(2021)
+    assert one.seeds == [2021] and one.cfg.train.seed == 2021 and one.truth is p.truth
+    bn = p.with_variant("bn")
+    assert bn.truth is p.truth and bn.candidates is p.candidates and bn.cfg.model.variant == "bn"
+    assert [d for _, d in bn.planned] == [run_dir_for(c, tmp_path) for c, _ in bn.planned]
+
+
+def test_a_truth_problem_is_raised_or_recorded(tmp_path):
+    cfg = apply_overrides(load_preset("quick"), {"truth.source": str(tmp_path / "missing.csv")})
+    with pytest.raises(FileNotFoundError):
+        resolve(cfg)
+    p = resolve(cfg, truth="record")
+    assert p.truth is None and "missing.csv" in p.truth_problem
+    with pytest.raises(ValueError, match="missing.csv"):
+        p.require_truth()
+    assert resolve(cfg, truth="skip").truth_problem is None
+
+
+def test_the_registries_are_checked_by_the_plan_not_the_config():
+    from rankbench.config import validate_config as field_rules
+
+    cfg = apply_overrides(load_preset("quick"), {"model.variant": "nope", "score.protocol": "nope"})
+    assert field_rules(cfg) is cfg  # rankbench.config: field rules only
+    with pytest.raises(ConfigError, match="2 problems") as e:
+        validate_config(cfg)
+    assert "model.variant" in str(e.value) and "score.protocol" in str(e.value)
+    with pytest.raises(ConfigError):
+        resolve(cfg)
+
+
+@pytest.mark.parametrize("argv", (["run", "--dry-run", "--seeds", "2"], ["ablation", "--dry-run", "--seeds", "2"]))
+def test_a_dry_run_loads_the_truth_once(count_truth_loads, capsys, argv, tmp_path):
+    assert main([*argv, "--runs-root", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert len(count_truth_loads) == 1
+
+
+def test_run_with_a_plan_resolves_nothing_again(monkeypatch, tmp_path):
+    cfg = apply_overrides(load_preset("quick"), {"train.device": "cpu"})
+    plan = resolve(cfg, 2, tmp_path)
+    monkeypatch.setattr(rankbench.pipeline, "resolve", lambda *a, **k: pytest.fail("resolved twice"))
+    seen = []
+    monkeypatch.setattr(rankbench.pipeline, "run_seed", lambda p, **k: seen.append(p) or pytest.skip("enough"))
+    try:
+        rankbench.pipeline.run(cfg, calibrate=False, seeds=2, runs_root=tmp_path, plan=plan, echo=None)
+    except pytest.skip.Exception:
+        pass
+    assert seen and seen[0].truth is plan.truth and seen[0].seeds == [2020]
+
+
+def test_the_report_is_a_typed_object_that_writes_and_loads(tmp_path):
+    import json
+    import math
+
+    from rankbench.reports import RunReport, load_report
+
+    names = [f for f in RunReport.__dataclass_fields__ if f != "extra"]
+    rep = RunReport(**{n: {} for n in names})
+    rep.report, rep.metrics = "clean-calib-0123456789ab", {"calib": {"per_subnet": {"kendall_tau": math.nan}}}
+    rep.extra = {"from_a_newer_version": 1}
+    d = rep.write(tmp_path / "reports" / rep.report)
+    data = json.loads((d / "metrics.json").read_text())
+    assert list(data)[:len(names)] == names and data["from_a_newer_version"] == 1
+    assert data["metrics"]["calib"]["per_subnet"]["kendall_tau"] is None  # strict JSON
+    back = RunReport.load(d)
+    assert back.report == rep.report and back.extra == {"from_a_newer_version": 1}
+    assert load_report(d).data.to_dict() == back.to_dict()
+
+
+def test_one_check_says_whether_a_run_is_finished_with_this_fingerprint(tmp_path):
+    import pytest as _pytest
+
+    from rankbench.rundir import RunDir, init_run_dir
+
+    cfg = apply_overrides(load_preset("quick"), {"train.device": "cpu"})
+    rd = RunDir(init_run_dir(tmp_path / "run", cfg))
+    assert rd.other_training(cfg) is None and not rd.finished_with(cfg)
+    rd.done_marker.write_text("{}")
+    rd.supernet.write_bytes(b"")
+    assert rd.finished_with(cfg)
+    other = apply_overrides(cfg, {"train.lr": 0.5})
+    assert "different training config" in rd.other_training(other)
+    with _pytest.raises(ValueError, match="different training config"):
+        rd.finished_with(other)
