@@ -130,6 +130,11 @@ class ScoreConfig:
     drop_lowest: int = 0  # "paper": tau over all but the N lowest scored (30 in the public code)
     seed: int = 0
     group_size: int = 32  # candidates scored together, sharing the stem's work (same numbers); 1 = one by one
+    #: zero-cost proxies (rankbench.proxies) ranked beside the supernet as opt-in reference
+    #: rankers (``ref_<proxy>`` columns); () = none, "all" = every registered proxy. Set with
+    #: ``--set score.proxies=synflow,naswot`` (or ``=all``); checked by the plan
+    proxies: tuple[str, ...] = ()
+    proxy_batch_size: int = 64  # training images each proxy scores a network on (only with proxies)
 
 
 @dataclass(frozen=True)
@@ -311,6 +316,12 @@ def _coerce(section: str, name: str, typ: Any, value: Any) -> Any:
             raise ConfigError(f"{where} must be a number, got {value!r}") from None
     if typ is str:
         return str(value)
+    if typ == tuple[str, ...]:  # a list of names: a TOML list, or "a,b" / "a" from --set
+        if isinstance(value, str):
+            value = [v for v in (x.strip() for x in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of names (e.g. {name}=a,b), got {value!r}")
+        return tuple(dict.fromkeys(value))
     return value
 
 
@@ -494,6 +505,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("score.eval_size", lambda v: v >= 0, "must be >= 0 (0 = the whole split)"),
     ("score.drop_lowest", lambda v: v >= 0, "must be >= 0"),
     ("score.group_size", lambda v: v >= 1, "must be >= 1 (1 = one by one)"),
+    ("score.proxy_batch_size", lambda v: v >= 2, "must be >= 2 (images each zero-cost proxy scores on)"),
     ("truth.reduce", lambda v: v in ("mean", "random"), "must be 'mean' or 'random'"),
     ("truth.epochs", lambda v: v >= 1, "must be >= 1"),
     ("truth.seeds", lambda v: v >= 1, "must be >= 1"),

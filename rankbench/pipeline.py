@@ -32,7 +32,7 @@ from rankbench.metrics import group_mean, paired_difference, rank_metrics
 from rankbench.nb101.spec import matrix_to_string
 from rankbench.numerics import check_same_platform, setup_compute, weights_digest
 from rankbench.plan import RunPlan, resolve
-from rankbench.references import reference_scores
+from rankbench.references import proxy_names, reference_scores
 from rankbench.reports import HEADLINE, SETTINGS, RunReport, report_name, report_setup
 from rankbench.rundir import _space_tag
 from rankbench.scoring import score_cache_path, score_candidates
@@ -145,14 +145,28 @@ def truth_digest(truth) -> str:
     return truth.digest()
 
 
-def _references(cfg: RunConfig, candidates) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _references(cfg: RunConfig, candidates, *, splits=None, run_dir: Path | None = None,
+                device: Any = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every registered reference ranker's scores of the candidates (:mod:`rankbench.references`),
-    at the network size the truth source names and with its NB101 store, if it has one."""
+    at the network size the truth source names and with its NB101 store, if it has one; and
+    the zero-cost proxies ``score.proxies`` chooses (opt-in), on a seeded batch of
+    ``score.proxy_batch_size`` images of the run's training split (``splits``; loaded again
+    at the networks' resolution where the truth's networks are not at the run's, as NB101's
+    32x32 ones), on ``device``, cached in ``<run_dir>/proxies.csv``."""
 
     source = truth_source(cfg)
+    size = source.network_size()
+    chosen = proxy_names(cfg.score.proxies) if cfg.score.proxies else ()
+    data = None
+    if chosen:
+        if splits is None or size.resolution != cfg.data.resolution:
+            splits = load_splits(replace(cfg.data, resolution=size.resolution), progress=False)
+        data = splits.train
+    cache = Path(run_dir) / "proxies.csv" if chosen and run_dir is not None and distributed.is_main() else None
     with source.reference_store() as store:
-        return reference_scores([c.spec for c in candidates], source.network_size(), store=store,
-                                metric=cfg.truth.metric, seed=cfg.score.seed)
+        return reference_scores([c.spec for c in candidates], size, store=store, metric=cfg.truth.metric,
+                                seed=cfg.score.seed, device=str(device), opt_in=chosen, data=data,
+                                proxy_batch_size=cfg.score.proxy_batch_size, proxy_cache=cache)
 
 
 def _candidate_table(space, candidates) -> pd.DataFrame:
@@ -222,7 +236,7 @@ def run_seed(plan: RunPlan | RunConfig, *, calibrate: bool, runs_root: str | Pat
         f = frames.get(setting)
         scores[f"loss_{setting}"] = f["loss"].to_numpy() if f is not None else np.nan
     t0 = time.perf_counter()
-    refs, ref_desc = _references(cfg, candidates)
+    refs, ref_desc = _references(cfg, candidates, splits=splits, run_dir=run_dir, device=device)
     for name, vals in refs.items():
         scores[f"ref_{name}"] = vals
     timings["references_s"] = round(time.perf_counter() - t0, 3)

@@ -18,6 +18,8 @@ import torch
 
 from rankbench import rundir
 from rankbench.config import RunConfig, config_problems, device_type_of, raise_problems
+from rankbench.proxies import list_proxies
+from rankbench.references import proxy_names
 from rankbench.reports import report_name, report_setup
 from rankbench.scoring.protocols import PROTOCOLS, Protocol, get_protocol
 from rankbench.spaces import SPACES, create_space, space_from_config
@@ -60,6 +62,17 @@ def registry_problems(cfg: RunConfig) -> tuple[list[str], SearchSpace | None]:
     if cfg.score.protocol not in PROTOCOLS:
         bad("score.protocol", cfg.score.protocol, f"unknown protocol; protocols: {', '.join(PROTOCOLS.names())}",
             "pick one with --protocol NAME")
+    known = list_proxies()
+    unknown = [n for n in cfg.score.proxies if n != "all" and n not in known]
+    if unknown:
+        bad("score.proxies", list(cfg.score.proxies),
+            f"unknown zero-cost prox{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+            f"proxies: {', '.join(known)} (or all)",
+            "pick with --set score.proxies=NAME,NAME or --set score.proxies=all (rankbench list references)")
+    elif cfg.score.proxies and 0 < cfg.data.train_size < cfg.score.proxy_batch_size:
+        bad("score.proxy_batch_size", cfg.score.proxy_batch_size,
+            f"the proxies' batch is drawn from the training split, which holds data.train_size = "
+            f"{cfg.data.train_size} images", "set it with --set score.proxy_batch_size=N (N <= data.train_size)")
     return problems, space
 
 
@@ -213,6 +226,8 @@ def resolve(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | None = None,
         raise_problems(problems)
     proto = get_protocol(cfg.score.protocol)
     eff = proto.apply(cfg)
+    if eff.score.proxies:  # "all" and the order resolved once: the report's setup names the proxies
+        eff = replace(eff, score=replace(eff.score, proxies=proxy_names(eff.score.proxies)))
     if space is None or getattr(type(space), "from_config", None) is not None or eff.space != cfg.space:
         space = space_from_config(eff)
     dev = device_type_of(eff.train.device)

@@ -14,10 +14,17 @@ Sizes are computed in closed form with NB101's channel rule (nasbench-pytorch's
 ``compute_vertex_channels``, the rule its ``Network`` builds with; tested against it and
 against NB101's stored counts): no network is built.
 
+Opt-in: the zero-cost proxies of :mod:`rankbench.proxies` (synflow, snip, grad_norm, grasp,
+fisher, jacob_cov, naswot) on each candidate's untrained stand-alone network, scored on a seeded
+batch of the run's training split; a report ranks by them only where ``score.proxies`` chooses
+them (``--set score.proxies=synflow,naswot`` or ``=all``), since each costs a forward/backward
+pass per candidate network.
+
 Each ranker is an entry of :data:`REFERENCES` (``@register_reference(name, label)``): given a
 :class:`ReferenceContext` (the candidates' cells, the network size and a builder for it, the
-truth's NB101 store if any, a device, a seed, a shared cache) it returns one score per candidate
-and a description, or None where it does not apply. A new ranker is one decorated function;
+truth's NB101 store if any, a device, a seed, a shared cache; for the proxies a data batch, its
+size, a cache file and the opt-in rankers chosen) it returns one score per candidate and a
+description, or None where it does not apply. A new ranker is one decorated function;
 ``rankbench list references`` and the contract test (tests/test_registries.py) read the registry.
 """
 from __future__ import annotations
@@ -27,10 +34,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from rankbench import proxies as _proxies
 from rankbench._registry import Registry
 
 __all__ = ["NetworkSize", "cell_cost", "network_cost", "reference_scores", "ReferenceContext", "ReferenceRanker",
-           "REFERENCES", "register_reference", "list_references", "reference_label"]
+           "REFERENCES", "register_reference", "list_references", "reference_label", "proxy_names",
+           "PROXY_NEEDS"]
 
 _KERNEL = {"conv3x3-bn-relu": 3, "conv1x1-bn-relu": 1, "maxpool3x3": 0}
 
@@ -90,7 +99,13 @@ class ReferenceContext:
     """What a reference ranker may use: the candidates' cells (``specs``, ModelSpecs in candidate
     order), the stand-alone network size, NB101's store where the truth is NB101's (else None),
     the truth's metric, a device and a seed for rankers that run networks, and a cache shared by
-    the rankers of one call (e.g. the closed-form costs, computed once for params and flops)."""
+    the rankers of one call (e.g. the closed-form costs, computed once for params and flops).
+
+    For the opt-in rankers (the zero-cost proxies): ``opt_in``, the opt-in rankers chosen (the
+    others do not run in :func:`reference_scores`); ``data``, a batch of the run's training
+    split at ``size.resolution`` (``(images, labels)`` or an ImageSet; None: they do not apply);
+    ``proxy_batch_size``, the images drawn from it (with ``seed``); ``proxy_cache``, a CSV the
+    proxy values are cached in (None: no file)."""
 
     specs: Sequence[Any]
     size: NetworkSize = NetworkSize()
@@ -99,6 +114,10 @@ class ReferenceContext:
     device: str = "cpu"
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
+    opt_in: tuple[str, ...] = ()
+    data: Any = None
+    proxy_batch_size: int = 64
+    proxy_cache: Any = None
 
     @property
     def hashes(self) -> list[str]:
@@ -135,6 +154,8 @@ class ReferenceRanker:
     label: str  # for tables and figures
     score: Callable[[ReferenceContext], Any]  # -> (scores, description) or None
     doc: str = ""
+    needs: str = ""  # what it costs beyond the cells, for ``rankbench list references``
+    opt_in: bool = False  # ranks only where chosen (ReferenceContext.opt_in), not in every report
 
     def __call__(self, ctx: ReferenceContext) -> Any:
         return self.score(ctx)
@@ -143,15 +164,18 @@ class ReferenceRanker:
 REFERENCES: Registry[ReferenceRanker] = Registry("reference ranker")
 
 
-def register_reference(name: str, label: str) -> Callable[[Callable[[ReferenceContext], Any]], Callable]:
+def register_reference(name: str, label: str, *, needs: str = "", opt_in: bool = False,
+                       ) -> Callable[[Callable[[ReferenceContext], Any]], Callable]:
     """Decorator: register ``score(ctx) -> (scores, description) | None`` as reference ranker
-    ``name`` (``label`` for tables). Every report ranks the candidates by every registered
-    ranker that applies, in registration order."""
+    ``name`` (``label`` for tables; ``needs``: what it costs, shown by ``rankbench list
+    references``). Every report ranks the candidates by every registered ranker that applies,
+    in registration order; an ``opt_in`` ranker only where the context chose it."""
 
     def deco(fn: Callable[[ReferenceContext], Any]) -> Callable[[ReferenceContext], Any]:
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
         doc = " ".join(line.strip() for line in doc.splitlines())
-        REFERENCES.register(name, doc)(ReferenceRanker(name=name, label=label, score=fn, doc=doc))
+        REFERENCES.register(name, doc)(ReferenceRanker(name=name, label=label, score=fn, doc=doc, needs=needs,
+                                                       opt_in=opt_in))
         return fn
 
     return deco
@@ -227,16 +251,47 @@ for _e in (4, 12, 36):
     register_reference(f"nb101_{_e}", f"NB101 {_e} epochs")(_nb101_budget(_e))
 
 
+# -- opt-in: the zero-cost proxies (rankbench.proxies), chosen with score.proxies --------------
+#: what a proxy costs, for ``rankbench list references``
+PROXY_NEEDS = "a forward/backward pass per candidate network; opt-in via score.proxies"
+
+for _p in _proxies.list_proxies():
+    register_reference(_p, _proxies.get_proxy(_p).label, needs=PROXY_NEEDS, opt_in=True)(
+        _proxies.proxy_reference_ranker(_p))
+
+
+def proxy_names(chosen: Sequence[str]) -> tuple[str, ...]:
+    """``score.proxies`` resolved: "all" = every registered proxy; registration order (the
+    column order), each once. An unknown name raises a KeyError listing the known ones
+    (:func:`rankbench.plan.validate_config` reports it before anything is created)."""
+    names = set(_proxies.list_proxies()) if "all" in chosen else set(chosen)
+    for n in names:
+        _proxies.get_proxy(n)
+    return tuple(n for n in _proxies.list_proxies() if n in names)
+
+
 def reference_scores(specs: Sequence[Any], size: NetworkSize, *, store=None, metric: str = "validation_accuracy",
-                     seed: int = 0, device: str = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                     seed: int = 0, device: str = "cpu", opt_in: Sequence[str] = (), data: Any = None,
+                     proxy_batch_size: int = 64, proxy_cache: Any = None,
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Per candidate (``specs``: ModelSpecs, in candidate order): a score of each registered
     reference ranker that applies (higher = ranked better; NaN where unknown), and a
-    description of each for reports."""
-    ctx = ReferenceContext(specs=specs, size=size, store=store, metric=metric, device=device, seed=seed)
+    description of each for reports. Opt-in rankers only where ``opt_in`` names them (the
+    zero-cost proxies also need ``data``: see :class:`ReferenceContext`)."""
+    for n in opt_in:
+        if n not in REFERENCES or not REFERENCES.get(n).opt_in:
+            known = ", ".join(r for r in REFERENCES.names() if REFERENCES.get(r).opt_in)
+            raise KeyError(f"unknown opt-in reference ranker {n!r}; known: {known}")
+    ctx = ReferenceContext(specs=specs, size=size, store=store, metric=metric, device=device, seed=seed,
+                           opt_in=tuple(opt_in), data=data, proxy_batch_size=int(proxy_batch_size),
+                           proxy_cache=proxy_cache)
     out: dict[str, np.ndarray] = {}
     desc: dict[str, Any] = {}
     for name in REFERENCES.names():
-        got = REFERENCES.get(name)(ctx)
+        ranker = REFERENCES.get(name)
+        if ranker.opt_in and name not in ctx.opt_in:
+            continue
+        got = ranker(ctx)
         if got is not None:
             out[name], desc[name] = got
     return out, desc

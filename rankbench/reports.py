@@ -26,7 +26,7 @@ from rankbench.rundir import RunDir
 
 __all__ = ["HEADLINE", "SETTINGS", "RunReport", "Report", "ReportError", "report_setup", "report_name", "load_report",
            "find_reports",
-           "NO_EFFECT_SCORE_FIELDS"]
+           "NO_EFFECT_SCORE_FIELDS", "PROXY_SCORE_FIELDS"]
 
 #: the headline metrics of summaries, ablation tables and ``rankbench compare``: (key in a
 #: ``rank_metrics`` dict, label, number format); Kendall tau per subnet and per hash class, the
@@ -39,6 +39,9 @@ SETTINGS = (("no_calib", "acc_no_calib", "no calibration"), ("calib", "acc_calib
 
 #: score config fields that cannot change a number of a report (tested in tests/test_reports.py)
 NO_EFFECT_SCORE_FIELDS = ("group_size",)
+#: score config fields of the opt-in zero-cost proxies: in a report's setup only when proxies are
+#: chosen (``score.proxies`` not empty), so that a report without them keeps its name
+PROXY_SCORE_FIELDS = ("proxies", "proxy_batch_size")
 
 
 class ReportError(ValueError):
@@ -49,6 +52,10 @@ def report_setup(cfg, *, calibrate: bool, truth_digest: str) -> dict[str, Any]:
     """What defines a report, from the *effective* config (protocol applied)."""
     d = cfg.to_dict()
     score = {k: v for k, v in d["score"].items() if k not in NO_EFFECT_SCORE_FIELDS}
+    if not score.get("proxies"):  # no proxies: the setup (and name) of a report made before they existed
+        score = {k: v for k, v in score.items() if k not in PROXY_SCORE_FIELDS}
+    else:
+        score["proxies"] = list(score["proxies"])
     return {"protocol": cfg.score.protocol, "calibrate": bool(calibrate), "score": score,
             "truth": d["truth"], "truth_digest": truth_digest}
 

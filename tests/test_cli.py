@@ -46,6 +46,8 @@ BAD = [
     (["--set", "model.variant=nope"], "unknown variant"),
     (["--space", "nope"], "nope"),
     (["--set", "score.protocol=nope"], "unknown protocol"),
+    (["--set", "score.proxies=synflow,nope"], "unknown zero-cost proxy 'nope'; proxies: synflow, snip"),
+    (["--set", "score.proxy_batch_size=1"], "score.proxy_batch_size = 1"),
 ]
 
 

@@ -78,6 +78,12 @@ def test_run_end_to_end_and_reuse(truth_csv, tmp_path, monkeypatch):
     assert m["references"]["params"]["per_subnet"]["kendall_tau"] == pytest.approx(
         kendalltau(scores["ref_params"], scores["truth"]).statistic, abs=1e-12)
     assert len(list((d / "scores").glob("*.csv"))) == 2
+    # the zero-cost proxies are opt-in: none by default
+    from rankbench.proxies import list_proxies
+
+    assert not {f"ref_{p}" for p in list_proxies()} & set(scores.columns)
+    assert not set(list_proxies()) & set(m["references"]) and not (d / "proxies.csv").exists()
+    assert "proxies" not in m["setup"]["score"]
 
     # rerun: the training is reused and every score comes from the cache
     monkeypatch.setattr(rankbench.train, "fit", lambda *a, **k: pytest.fail("trained again"))
@@ -86,6 +92,57 @@ def test_run_end_to_end_and_reuse(truth_csv, tmp_path, monkeypatch):
     (again,), _ = run(cfg, calibrate=True, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
     pd.testing.assert_frame_equal(again.scores, res.scores)
     assert again.metrics["training_reused"] and again.report_dir == res.report_dir
+
+
+def test_run_with_zero_cost_proxies(truth_csv, tmp_path, capsys, monkeypatch):
+    """--set score.proxies=synflow,naswot: ref_synflow / ref_naswot columns and their metrics
+    with intervals, in a report of its own (the proxies in its setup), cached in the run
+    directory's proxies.csv; a rerun computes none of them again."""
+    import rankbench.proxies.compute as compute_mod
+    from rankbench.plan import resolve
+
+    sets = [f"--set={k}={v}" for k, v in {**TINY, "truth.source": str(truth_csv)}.items()]
+    argv = ["run", "--calibrate", "--runs-root", str(tmp_path), "--no-progress", *sets,
+            "--set", "score.proxies=naswot,synflow"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    (run_dir,) = tmp_path.glob("lsbn-quick-s4-m2-seed2020-*")
+    (report,) = (run_dir / "reports").iterdir()
+    scores = pd.read_csv(report / "scores.csv")
+    assert {"ref_synflow", "ref_naswot"} <= set(scores.columns)
+    assert not {"ref_snip", "ref_grasp", "ref_fisher", "ref_grad_norm", "ref_jacob_cov"} & set(scores.columns)
+    assert scores["ref_synflow"].notna().all() and scores["ref_synflow"].nunique() > 1
+    m = json.loads((report / "metrics.json").read_text())
+    for name in ("synflow", "naswot"):
+        r = m["references"][name]
+        assert "zero-cost proxy" in r["description"] and r["per_subnet"]["n"] == 15
+        assert len(r["per_subnet"]["kendall_tau_ci"]) == 2 and r["per_class"]["n"] == 9
+    assert m["setup"]["score"]["proxies"] == ["synflow", "naswot"]  # registration order
+    assert m["setup"]["score"]["proxy_batch_size"] == 64 and "ref: synflow" in out
+    without = apply_overrides(_cfg(truth_csv), {"train.device": "cpu"})
+    assert report.name != resolve(without, 1, tmp_path).report_name(True)  # another report than the default
+    cache = pd.read_csv(run_dir / "proxies.csv")
+    assert set(cache["proxy"]) == {"synflow", "naswot"} and cache["hash"].nunique() == 9
+
+    monkeypatch.setattr(compute_mod, "_score_one", lambda *a, **k: pytest.fail("proxy computed again"))
+    assert main(argv) == 0
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(pd.read_csv(report / "scores.csv"), scores)
+
+
+def test_proxies_all_and_a_bad_name(truth_csv, tmp_path):
+    """score.proxies=all is every registered proxy; an unknown name fails in the plan, listing
+    the known ones, before anything is created."""
+    from rankbench.config import ConfigError
+    from rankbench.plan import resolve
+    from rankbench.proxies import list_proxies
+
+    p = resolve(_cfg(truth_csv, **{"score.proxies": "all", "train.device": "cpu"}), 1, tmp_path)
+    assert p.cfg.score.proxies == tuple(list_proxies())
+    with pytest.raises(ConfigError, match="unknown zero-cost proxy 'nope'; proxies: synflow, snip") as e:
+        run(_cfg(truth_csv, **{"score.proxies": ["synflow", "nope"]}), calibrate=True, runs_root=tmp_path / "r",
+            progress=False, echo=None)
+    assert "--set score.proxies=" in str(e.value) and not (tmp_path / "r").exists()
 
 
 def test_reports_side_by_side(truth_csv, tmp_path, capsys):

@@ -121,3 +121,20 @@ def test_one_check_says_whether_a_run_is_finished_with_this_fingerprint(tmp_path
     assert "different training config" in rd.other_training(other)
     with _pytest.raises(ValueError, match="different training config"):
         rd.finished_with(other)
+
+
+def test_score_proxies_override_forms():
+    """score.proxies from --set: "a,b", a TOML list, "all"; a plain list from a dict; the
+    proxies' batch must fit in a training subset (checked only where proxies are chosen)."""
+    base = load_preset("quick")
+    for value in ("synflow,naswot", '["synflow", "naswot"]', ["synflow", "naswot"]):
+        assert apply_overrides(base, {"score.proxies": value}).score.proxies == ("synflow", "naswot")
+    assert apply_overrides(base, ["score.proxies=all"]).score.proxies == ("all",)
+    assert apply_overrides(base, ["score.proxies=naswot"]).score.proxies == ("naswot",)
+    assert base.score.proxies == () and base.score.proxy_batch_size == 64
+    with pytest.raises(ConfigError, match="list of names"):
+        apply_overrides(base, ["score.proxies=3"])
+    small = apply_overrides(base, {"data.train_size": 50, "train.device": "cpu"})
+    validate_config(small)  # no proxies: the batch size is not checked
+    with pytest.raises(ConfigError, match="score.proxy_batch_size = 64"):
+        validate_config(apply_overrides(small, {"score.proxies": "naswot"}))

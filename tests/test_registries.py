@@ -43,12 +43,17 @@ def test_reference_ranker_contract(name, with_store, s4, nb101_specs):
     ranker = REFERENCES.get(name)
     assert ranker.name == name and ranker.label and ranker.doc
     specs = nb101_specs if with_store else [a.spec for a in s4.candidates(0, 0)]
+    size = NetworkSize(stem_channels=4, stacks=1, cells_per_stack=1, resolution=8)
+    # an opt-in ranker (the zero-cost proxies) is given what it needs: chosen, and a data batch
+    extra = dict(opt_in=(name,), data=_batch(size.resolution), proxy_batch_size=8) if ranker.opt_in else {}
     with (nb101.open() if with_store else nullcontext()) as store:
-        ctx = ReferenceContext(specs=specs, size=NetworkSize(stem_channels=4, stacks=1, cells_per_stack=1),
-                               store=store)
+        ctx = ReferenceContext(specs=specs, size=size, store=store, **extra)
         got = ranker(ctx)
         again = ranker(replace(ctx, cache={}))
-        via, desc = reference_scores(specs, ctx.size, store=store)
+        via, desc = reference_scores(specs, ctx.size, store=store, **extra)
+        if ranker.opt_in:  # not chosen: it does not rank
+            assert got is not None and name not in reference_scores(specs, ctx.size, store=store)[0]
+            assert ranker.needs
     if got is None:
         assert again is None and name not in via
         return
@@ -58,6 +63,12 @@ def test_reference_ranker_contract(name, with_store, s4, nb101_specs):
     np.testing.assert_array_equal(scores, again[0])
     np.testing.assert_array_equal(scores, via[name])
     assert desc[name] == text
+
+
+def _batch(side: int, n: int = 12):
+    """A fixed uint8 image batch (n images of side x side, 10 classes) for the proxies."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(n, 3, side, side), dtype=np.uint8), np.arange(n) % 10
 
 
 # -- training samplers -------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from rankbench.config import load_preset
-from rankbench.reports import (NO_EFFECT_SCORE_FIELDS, ReportError, find_reports, load_report, report_name,
-                               report_setup)
+from rankbench.reports import (NO_EFFECT_SCORE_FIELDS, PROXY_SCORE_FIELDS, ReportError, find_reports, load_report,
+                               report_name, report_setup)
 from rankbench.rundir import RunDir
 
 
@@ -48,13 +48,29 @@ def test_every_score_field_changes_the_report_unless_listed(run):
     import dataclasses
 
     _, cfg = run
-    base = report_name(report_setup(cfg, calibrate=True, truth_digest="t"))
-    for f in dataclasses.fields(cfg.score):
-        v = getattr(cfg.score, f.name)
-        new = (not v) if isinstance(v, bool) else (v + 1 if isinstance(v, (int, float)) else v + "x")
-        changed = report_name(report_setup(replace(cfg, score=replace(cfg.score, **{f.name: new})),
-                                           calibrate=True, truth_digest="t"))
-        assert (changed == base) == (f.name in NO_EFFECT_SCORE_FIELDS), f.name
+    for proxies in ((), ("synflow",)):  # the proxies' fields count only where proxies are chosen
+        c = replace(cfg, score=replace(cfg.score, proxies=proxies))
+        base = report_name(report_setup(c, calibrate=True, truth_digest="t"))
+        for f in dataclasses.fields(c.score):
+            v = getattr(c.score, f.name)
+            new = ((not v) if isinstance(v, bool) else v + 1 if isinstance(v, (int, float))
+                   else (*v, "naswot") if isinstance(v, tuple) else v + "x")
+            changed = report_name(report_setup(replace(c, score=replace(c.score, **{f.name: new})),
+                                               calibrate=True, truth_digest="t"))
+            no_effect = f.name in NO_EFFECT_SCORE_FIELDS or (not proxies and f.name == "proxy_batch_size")
+            assert (changed == base) == no_effect, (f.name, proxies)
+
+
+def test_a_report_without_proxies_keeps_its_setup(run):
+    """score.proxies left empty (the default) adds nothing to a report's setup; chosen, the
+    proxies and their batch size are in it: a report with proxies is another report."""
+    _, cfg = run
+    setup = report_setup(cfg, calibrate=True, truth_digest="t")
+    assert not set(PROXY_SCORE_FIELDS) & set(setup["score"])
+    on = report_setup(replace(cfg, score=replace(cfg.score, proxies=("synflow", "naswot"))), calibrate=True,
+                      truth_digest="t")
+    assert on["score"]["proxies"] == ["synflow", "naswot"] and on["score"]["proxy_batch_size"] == 64
+    assert report_name(on) != report_name(setup)
 
 
 def test_load_report_from_run_dir_report_dir_or_metrics(run):

@@ -293,6 +293,8 @@ def _other(name: str, value):
         return 3
     if isinstance(value, str):
         return _STR_ALTERNATIVES.get(name, {}).get(value, value + "-other")
+    if isinstance(value, tuple):  # a list of names (score.proxies)
+        return (*value, "synflow") if "synflow" not in value else value[:-1]
     raise TypeError(f"field {name!r}: no rule for a {type(value).__name__}; extend _other")
 
 

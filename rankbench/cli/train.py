@@ -140,7 +140,8 @@ def run_list(args: argparse.Namespace) -> int:
     if args.what == "references":
         from rankbench.references import REFERENCES
 
-        _print_table({n: f"[{REFERENCES.get(n).label}] {REFERENCES.get(n).doc}" for n in REFERENCES.names()})
+        _print_table({n: f"[{r.label}] {r.doc}" + (f" (needs: {r.needs})" if r.needs else "")
+                      for n in REFERENCES.names() for r in [REFERENCES.get(n)]})
     elif args.what == "samplers":
         from rankbench.training.samplers import SAMPLERS
 

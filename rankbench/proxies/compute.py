@@ -20,6 +20,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -246,14 +247,19 @@ def proxy_reference_ranker(name: str) -> Callable[[Any], tuple[np.ndarray, str] 
     computed in one :func:`compute_proxies` call, once); and, read with ``getattr`` so that a
     context without them still works: ``data`` (a batch of the run's training split at
     ``size.resolution``, ``(images, labels)`` or an ImageSet; None -> the ranker does not apply),
-    ``proxy_batch_size`` (default 64) and ``proxy_cache`` (a CSV path; None = no file cache)."""
+    ``proxy_batch_size`` (default 64), ``proxy_cache`` (a CSV path; None = no file cache) and
+    ``opt_in`` (the opt-in rankers chosen: the proxies among them, and ``name``, are the ones
+    computed in that call; absent or none of them: every registered proxy)."""
     get_proxy(name)
 
     def score(ctx: Any) -> tuple[np.ndarray, str] | None:
         data = getattr(ctx, "data", None)
         if data is None:
             return None
-        key = "proxies"
+        known = list_proxies()
+        chosen = set(getattr(ctx, "opt_in", None) or ()) & set(known)
+        names = [n for n in known if n in chosen or n == name] if chosen else None
+        key = "proxies" if names is None else "proxies:" + ",".join(names)
         if key not in ctx.cache:
             side = int((data.images if hasattr(data, "images") else data[0]).shape[-1])
             res = int(getattr(ctx.size, "resolution", side))
@@ -261,11 +267,13 @@ def proxy_reference_ranker(name: str) -> Callable[[Any], tuple[np.ndarray, str] 
                 raise ValueError(f"proxy data are {side}x{side} images but the networks are sized for "
                                  f"{res}x{res}: pass the run's training split at its resolution")
             scores, desc = proxy_reference_scores(
-                ctx.specs, model_cfg=ctx.size, data=data, seed=int(ctx.seed), device=ctx.device,
+                ctx.specs, model_cfg=ctx.size, data=data, names=names, seed=int(ctx.seed), device=ctx.device,
                 batch_size=int(getattr(ctx, "proxy_batch_size", 64)), cache_path=getattr(ctx, "proxy_cache", None))
             ctx.cache[key] = (scores, desc)
         scores, desc = ctx.cache[key]
         return scores[name], desc[name]
 
-    score.__doc__ = (get_proxy(name).fn.__doc__ or name).strip().splitlines()[0]
+    para = " ".join(ln.strip() for ln in (get_proxy(name).fn.__doc__ or name).strip().split("\n\n")[0].splitlines())
+    first = re.split(r"(?<!\bal)(?<!\be)\.\s+(?=[A-Z`])", para)[0]  # its first sentence ("et al.", "i.e." kept)
+    score.__doc__ = first.rstrip(".") + "."
     return score

@@ -62,6 +62,8 @@ SCORE_FIELDS_WITHOUT_EFFECT = {
     "drop_lowest": "a ranking metric, applied after scoring",
     "group_size": "scoring candidates in groups gives the per-candidate numbers bit for bit",
     "protocol": "its effect is the effective score config and its calibration rule, both in the key",
+    "proxies": "zero-cost proxies are reference rankers of the report, not supernet scores",
+    "proxy_batch_size": "zero-cost proxies are reference rankers of the report, not supernet scores",
 }
 #: ScoreConfig fields that change a score only when calibrating
 CALIBRATION_SCORE_FIELDS = ("calib_batches", "calib_batch_size")
