@@ -70,7 +70,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _finite(v: Any) -> float | None:
+def finite_or_none(v: Any) -> float | None:
+    """``v`` as a float, None when it is not a finite number (NaN, inf, not a number)."""
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -90,7 +91,7 @@ def clean_json(obj: Any) -> Any:
         if hasattr(obj, "tolist"):
             return clean_json(obj.tolist())
     if isinstance(obj, float):
-        return _finite(obj)
+        return finite_or_none(obj)
     if isinstance(obj, Path):
         return str(obj)
     return obj

@@ -3,8 +3,9 @@
 caller passes plain text (a run name with ``_`` or ``%`` stays a valid document)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
+
+from rankbench._io import finite_or_none
 
 __all__ = ["escape", "booktabs", "ablation_latex"]
 
@@ -42,24 +43,16 @@ def booktabs(header: Sequence[str], rows: Sequence[Sequence[Any]], *, align: str
     return "\n".join(lines)
 
 
-def _num(v: Any) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def _cell(r: dict, col: str, signed: bool = True) -> str:
     """A value with its ± std over seeds, or its [95% interval], as the Markdown table shows it."""
-    v = _num(r.get(col))
+    v = finite_or_none(r.get(col))
     if v is None:
         return "n/a"
     s = f"{v:+.3f}" if signed else f"{v:.3f}"
-    sd = _num(r.get(col + "_std"))
+    sd = finite_or_none(r.get(col + "_std"))
     if sd is not None:
         return f"{s} ± {sd:.3f}"
-    lo, hi = _num(r.get(col + "_ci_low")), _num(r.get(col + "_ci_high"))
+    lo, hi = finite_or_none(r.get(col + "_ci_low")), finite_or_none(r.get(col + "_ci_high"))
     if lo is not None and hi is not None:
         return f"{s} [{lo:+.2f}, {hi:+.2f}]"
     return s
@@ -81,7 +74,7 @@ def ablation_latex(table, paired=None, *, caption: str | None = None) -> str:
     if paired is not None and len(paired):
         prow = []
         for _, r in paired.iterrows():
-            d, lo, hi = _num(r.get("difference")), _num(r.get("ci_low")), _num(r.get("ci_high"))
+            d, lo, hi = (finite_or_none(r.get(k)) for k in ("difference", "ci_low", "ci_high"))
             resolved = lo is not None and hi is not None and (lo > 0 or hi < 0)
             prow.append([r["a"], r["b"], str(r["n_seeds"]),
                          "n/a" if d is None else f"{d:+.3f}" + (" *" if resolved else ""),

@@ -4,11 +4,12 @@ functions of :class:`rankbench.pipeline.RunResult` objects (their ``metrics``: m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
+from rankbench._io import finite_or_none
 from rankbench.config import RunConfig, config_overrides
 from rankbench.reports import HEADLINE, SETTINGS
 
@@ -19,15 +20,6 @@ __all__ = ["format_summary", "summarize_seeds", "format_seed_table", "settings_h
            "finite_or_none"]
 
 _SETTINGS = SETTINGS
-
-
-def finite_or_none(v: Any) -> float | None:
-    """``v`` as a float, None when it is not a finite number."""
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 # -- formatting ------------------------------------------------------------------------------
