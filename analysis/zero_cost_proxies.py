@@ -20,6 +20,12 @@ Outputs (analysis/out/<preset>/): zero_cost_proxies.{csv,md} (one row per ranker
 zero_cost_proxies_scores.csv (one row per cell), zero_cost_proxies_cache.csv (+ .setups.json).
 
     python analysis/zero_cost_proxies.py --cells 1000 [--batch-size 64] [--seed 0] [--device cpu]
+
+Split over processes or machines: ``--shard K/N`` computes only every N-th cell (from the K-th)
+into ``zero_cost_proxies_cache-shard-K-of-N.csv`` and stops; a later run without ``--shard``
+merges every such file found in the output folder into the cache, then computes what is still
+missing and writes the tables. Values do not depend on the sharding (each cell's network and
+batch are seeded on their own); the cache records the device each value was computed on.
 """
 from __future__ import annotations
 
@@ -40,6 +46,8 @@ def main() -> None:
     p.add_argument("--proxies", nargs="+", default=None, help="default: every registered proxy")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="compute only cells K, K+N, ... into their own cache file, and stop (see above)")
     args = p.parse_args()
 
     import numpy as np
@@ -67,8 +75,18 @@ def main() -> None:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     train = load_splits(cfg.data, progress=not args.no_progress).train
     names = args.proxies or list_proxies()
+    cache = out / "zero_cost_proxies_cache.csv"
+    if args.shard:
+        k, n = _shard(args.shard)
+        part = compute_proxies(specs[k::n], names, model_cfg=cfg.model, data=train, seed=args.seed,
+                               batch_size=args.batch_size, device=device, progress=not args.no_progress,
+                               cache_path=out / f"zero_cost_proxies_cache-shard-{k}-of-{n}.csv")
+        print(f"shard {k}/{n}: proxies of {len(part)} cells ({part.attrs['computed']} computed now, "
+              f"{part.attrs['seconds']:.1f} s); run again without --shard to merge and write the tables")
+        return
+    _merge_shard_caches(cache)
     df = compute_proxies(specs, names, model_cfg=cfg.model, data=train, seed=args.seed, batch_size=args.batch_size,
-                         device=device, cache_path=out / "zero_cost_proxies_cache.csv", progress=not args.no_progress)
+                         device=device, cache_path=cache, progress=not args.no_progress)
     setup = df.attrs["setup"]
     size = NetworkSize(stem_channels=cfg.model.width, stacks=cfg.model.stacks,
                        cells_per_stack=cfg.model.cells_per_stack, resolution=cfg.data.resolution,
@@ -123,6 +141,43 @@ def main() -> None:
     print("\n".join(md[-len(rows) - 2:]))
     print(f"proxies computed for {df.attrs['computed']} cells in {df.attrs['seconds']:.1f} s")
     R.report(written)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard {text!r}: use K/N with integers, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise SystemExit(f"--shard {text!r}: need N >= 1 and 0 <= K < N")
+    return k, n
+
+
+def _merge_shard_caches(cache) -> None:
+    """Append the rows of every ``<cache stem>-shard-K-of-N.csv`` beside ``cache`` to it (the cache
+    reader keeps the last value of a key, and a shard's values equal a single process's), then
+    remove the shard files."""
+    from rankbench._io import atomic_path
+
+    shards = sorted(cache.parent.glob(cache.stem + "-shard-*-of-*.csv"))
+    if not shards:
+        return
+    lines = cache.read_text().splitlines() if cache.exists() else []
+    for f in shards:
+        rows = f.read_text().splitlines()
+        if not lines:
+            lines = rows[:1]
+        lines += [r for r in rows[1:] if r.count(",") == lines[0].count(",")]  # a torn last line is dropped
+    with atomic_path(cache, ".csv") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    for f in shards:
+        side = f.with_name(f.name + ".setups.json")
+        main_side = cache.with_name(cache.name + ".setups.json")
+        if side.exists() and not main_side.exists():
+            side.replace(main_side)
+        side.unlink(missing_ok=True)
+        f.unlink()
+    print(f"merged {len(shards)} shard cache(s) into {cache.name}")
 
 
 if __name__ == "__main__":

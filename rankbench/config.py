@@ -104,6 +104,9 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads; 0 = torch's default (changes CPU weights: in the fingerprint)
     portable: bool = False  # CPU: pin kernel dispatch to AVX2 (rankbench.numerics.apply_portable)
     tensorboard: bool = False  # event files in <run dir>/tensorboard/ (pip install "rankbench[tb]")
+    #: which subnet each step trains: a registered training sampler, ``name`` or ``name:arg``
+    #: (rankbench.training.samplers; ``rankbench list samplers``): uniform, fixed:<arch>, pool:<N>, ...
+    sampler: str = "uniform"
 
     def takes_effect(self, name: str, device_type: str) -> bool:
         """Whether field ``name`` acts on a ``device_type`` ("cpu", "cuda") training:
@@ -148,6 +151,10 @@ class TruthConfig:
     epochs: int = 108
     seeds: int = 2  # measured truth: from-scratch trainings per hash class
     train_epochs: int = 0  # measured truth: epochs per from-scratch training (0 = train.epochs)
+    #: measured truth: how many of the space's candidates it covers, drawn with score.seed as the
+    #: run draws its candidates (so with truth.candidates <= score.candidates they are a subset of
+    #: the run's); 0 = every hash class of the space
+    candidates: int = 0
 
 
 def _default_space() -> "SpaceSettings":
@@ -211,12 +218,16 @@ class RunConfig:
         d = self.to_dict()
         default = dataclasses.asdict(TrainConfig())
         train = {k: (v if self.train.takes_effect(k, device_type) else default[k]) for k, v in d["train"].items()
-                 if k not in _NOT_TRAINING}
+                 if k not in _NOT_TRAINING and not (k in _OMITTED_AT_DEFAULT and v == default[k])}
         return short_digest({"model": _model_identity(d), "data": d["data"], "train": train})
 
 
 #: train fields that never change the trained weights
 _NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "tensorboard")
+
+#: train fields added after runs were named: at their default (what every earlier run did) they
+#: stay out of the fingerprint, so earlier runs keep their directories; any other value enters it
+_OMITTED_AT_DEFAULT = ("sampler",)
 
 
 def device_type_of(device: str) -> str:
@@ -510,6 +521,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("truth.epochs", lambda v: v >= 1, "must be >= 1"),
     ("truth.seeds", lambda v: v >= 1, "must be >= 1"),
     ("truth.train_epochs", lambda v: v >= 0, "must be >= 0 (0 = train.epochs)"),
+    ("truth.candidates", lambda v: v >= 0, "must be >= 0 (0 = every hash class of the space)"),
 )
 
 

@@ -57,7 +57,23 @@ def report_setup(cfg, *, calibrate: bool, truth_digest: str) -> dict[str, Any]:
     else:
         score["proxies"] = list(score["proxies"])
     return {"protocol": cfg.score.protocol, "calibrate": bool(calibrate), "score": score,
-            "truth": d["truth"], "truth_digest": truth_digest}
+            "truth": _truth_setup(d["truth"]), "truth_digest": truth_digest}
+
+
+#: truth fields that say how ``rankbench truth`` measures one, with their defaults: they cannot
+#: change a report ranked against an NB101 store (the truth's digest covers a measured one), so
+#: there they count as their defaults, and ``candidates`` at its default is left out, as before it
+#: existed: reports keep their names
+TRUTH_MEASURE_DEFAULTS = {"seeds": 2, "train_epochs": 0, "candidates": 0}
+
+
+def _truth_setup(truth: dict[str, Any]) -> dict[str, Any]:
+    t = dict(truth)
+    if t.get("source") == "nb101":
+        t.update({k: v for k, v in TRUTH_MEASURE_DEFAULTS.items() if k in t})
+    if t.get("candidates", 0) == 0:
+        t.pop("candidates", None)
+    return t
 
 
 def report_name(setup: dict[str, Any]) -> str:

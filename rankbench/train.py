@@ -64,7 +64,7 @@ from rankbench.training.hooks import Hook, TrainingDivergedError, standard_hooks
 from rankbench.numerics import check_same_platform, setup_compute
 from rankbench.supernet import supernet_from_config
 from rankbench.training.loop import CHECKPOINT, DONE, LOG, WEIGHTS, ArchSampler, fit
-from rankbench.training.samplers import DEFAULT_SAMPLER, make_sampler
+from rankbench.training.samplers import make_sampler
 from rankbench.training.step import (describe_device, make_optimizer, make_scheduler, make_train_loader, param_groups,
                                      resolve_device, train_step)
 from rankbench.training.tensorboard import log_ranking_metrics, require_tensorboard
@@ -95,9 +95,9 @@ def _check_sampling(sampling: str) -> bool:
 
 def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
                    progress: bool = True, runs_root: str | os.PathLike | None = None,
-                   sampler: str = DEFAULT_SAMPLER, fingerprint: str | None = None) -> Path:
+                   fingerprint: str | None = None) -> Path:
     """Train the supernet ``cfg.model`` describes into ``run_dir`` (default
-    ``rundir.run_dir_for(cfg, runs_root)``) and return that directory. ``sampler``: which
+    ``rundir.run_dir_for(cfg, runs_root)``) and return that directory. ``train.sampler`` says which
     subnet each step trains (:mod:`rankbench.training.samplers`; uniform by default).
     ``fingerprint``: ``cfg``'s training fingerprint, when the caller computed it (a plan).
 
@@ -124,7 +124,7 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
         require_tensorboard()  # before anything is created
     torch.manual_seed(cfg.train.seed)  # the initial weights
     net = supernet_from_config(cfg.model)
-    arch_sampler = make_sampler(sampler, net.space, net.num_cells, per_cell=per_cell)  # before the run dir
+    arch_sampler = make_sampler(cfg.train.sampler, net.space, net.num_cells, per_cell=per_cell)  # before the run dir
     main = distributed.is_main()
     with distributed.main_first():  # rank 0 decodes (and caches) the data, writes the run dir
         splits = load_splits(cfg.data, progress=progress and main)

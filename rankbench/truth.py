@@ -42,7 +42,7 @@ from rankbench.spaces import space_from_config
 
 __all__ = [
     "Truth", "TruthCoverage", "TruthCoverageError", "truth_from_store", "load_truth_csv", "load_truth",
-    "measure_truth", "measured_truth_path", "measured_truth_reliability", "MEASURED_COLUMNS", "MIN_COVERAGE",
+    "measure_truth", "measured_classes", "measured_truth_path", "measured_truth_reliability", "MEASURED_COLUMNS", "MIN_COVERAGE",
     "MIN_CANDIDATES", "TruthSource", "TRUTHS", "truth_source", "list_truths", "NB101Truth", "MeasuredTruth",
     "CsvTruth",
 ]
@@ -490,11 +490,24 @@ def _measure_fingerprint(cfg) -> str:
     # those that change a training only as another seed does (its random stream: the thread
     # count, the CPU dispatch level, the order of the images before the seeded shuffle), so
     # that seeds measured under them average into one truth (the platform is recorded apart)
-    skip = set(_NOT_TRAINING) | set(_SAME_AS_A_SEED) | {"seed", "sampling", "compile"}
+    skip = set(_NOT_TRAINING) | set(_SAME_AS_A_SEED) | {"seed", "sampling", "sampler", "compile"}
     train = {k: v for k, v in d["train"].items() if k not in skip}
     data = {k: v for k, v in d["data"].items() if k != "order"}
     model = {k: d["model"][k] for k in ("width", "stacks", "cells_per_stack", "num_classes", "bn_momentum")}
     return short_digest({"model": model, "data": data, "train": train})
+
+
+def measured_classes(space, cfg) -> dict[str, list]:
+    """The hash classes a measured truth trains: every class of ``space``, or with
+    ``truth.candidates = N`` the classes of N candidates drawn with ``score.seed`` (the draw a
+    run with ``score.candidates >= N`` starts from, so they are among its candidates)."""
+    n = int(getattr(cfg.truth, "candidates", 0) or 0)
+    if not n:
+        return dict(space.hash_classes())
+    classes: dict[str, list] = {}
+    for a in space.candidates(n, int(cfg.score.seed)):
+        classes.setdefault(a.hash, []).append(a)
+    return classes
 
 
 def _read_measured(path: Path) -> pd.DataFrame:
@@ -549,7 +562,7 @@ def measure_truth(space, cfg, out_csv: str | os.PathLike, *, seeds: int | None =
             raise ValueError(f"{out} was measured with a different network/data/training config (fingerprint "
                              f"{old}, now {fp}); use another --out, or delete {out} and {side} to start over")
     work = Path(work_dir) if work_dir else runs_root() / "truth-work" / f"{cfg.preset}-{fp}"
-    classes = space.hash_classes()
+    classes = measured_classes(space, cfg)
     epochs = int(cfg.truth.train_epochs or cfg.train.epochs)
     finished = {(str(h), int(s)) for h, s in zip(done["hash"], done["seed"])}
     todo = [(s, h, members[0]) for s in seed_list for i, (h, members) in enumerate(classes.items())

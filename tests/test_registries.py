@@ -18,7 +18,7 @@ from rankbench.config import apply_overrides, load_preset
 from rankbench.references import REFERENCES, NetworkSize, ReferenceContext, reference_scores
 from rankbench.scoring.protocols import CANDIDATE_RULES, CLEAN, PROTOCOLS
 from rankbench.spaces import create_space
-from rankbench.training.samplers import SAMPLERS, make_sampler
+from rankbench.training.samplers import SAMPLERS, example_spec, make_sampler
 from rankbench.truth import TRUTHS, Truth, truth_source
 
 
@@ -77,7 +77,7 @@ def _batch(side: int, n: int = 12):
 def test_training_sampler_contract(name, per_cell, s4):
     """A seeded step plan: the same seed draws the same archs, every arch is a subnet of the
     space (one per cell with per_cell)."""
-    sampler = make_sampler(name, s4, 3, per_cell=per_cell)
+    sampler = make_sampler(example_spec(name, s4), s4, 3, per_cell=per_cell)
     first = [sampler(rng) for rng in [random.Random(7)] for _ in range(20)]
     second = [sampler(rng) for rng in [random.Random(7)] for _ in range(20)]
     assert first == second

@@ -406,10 +406,10 @@ def cmd_truth(args: argparse.Namespace) -> int:
         return print_dry_run(cfg, where)
     from rankbench.launch import JobsFailedError
     from rankbench.spaces import space_from_config
-    from rankbench.truth import measure_truth
+    from rankbench.truth import measure_truth, measured_classes
 
     space = space_from_config(cfg)
-    n = len(space.hash_classes())
+    n = len(measured_classes(space, cfg))
     seeds = args.seeds or cfg.truth.seeds
     epochs = cfg.truth.train_epochs or cfg.train.epochs
     print(f"truth CSV: {out}")

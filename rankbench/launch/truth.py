@@ -25,6 +25,7 @@ from rankbench.launch.jobs import TruthShardJob
 from rankbench.launch.options import LauncherOptions
 from rankbench.launch.results import JobsFailedError
 from rankbench.launch.submit import job_folder, submit, with_job_devices
+from rankbench.truth import measured_classes
 
 __all__ = ["ShardPlan", "plan_truth_shards", "describe_truth_plan", "measure_truth_launched", "shard_dir",
            "truth_dry_run_lines"]
@@ -75,7 +76,7 @@ def plan_truth_shards(space, cfg: RunConfig, out: Path, *, seeds: int, shards: i
         if old and old != _measure_fingerprint(cfg):
             raise ValueError(f"{out} was measured with a different network/data/training config; use another "
                              f"--out, or delete {out} and {side} to start over")
-    classes = list(space.hash_classes())
+    classes = list(measured_classes(space, cfg))
     seed_list = [cfg.train.seed + i for i in range(seeds)]
     have = _read(out)
     done_out = {(str(h), int(s)) for h, s in zip(have["hash"], have["seed"])}
@@ -112,12 +113,12 @@ def measure_truth_launched(space, cfg: RunConfig, out: str | Path, opts: Launche
 
     out = Path(out)
     opts = with_job_devices(cfg, opts)
-    n = shards or _default_shards(opts, len(space.hash_classes()))
+    n = shards or _default_shards(opts, len(measured_classes(space, cfg)))
     plans = plan_truth_shards(space, cfg, out, seeds=seeds, shards=n, work_dir=work_dir, keep_runs=keep_runs)
     todo = [p for p in plans if p.todo]
     say = echo or (lambda s: None)
     say(f"{n} shard(s): {len(plans) - len(todo)} finished, {len(todo)} to run as jobs; {opts.describe()}")
-    classes = list(space.hash_classes())
+    classes = list(measured_classes(space, cfg))
     _seed_from_out(out, plans, classes)
     results = submit([p.job for p in todo], opts, folder=job_folder(opts), echo=echo)
     failed = [r for r in results if not r.ok]
@@ -196,6 +197,6 @@ def _merge(out: Path, plans: list[ShardPlan], classes: list[str], seed_list: lis
 def truth_dry_run_lines(space, cfg: RunConfig, out: str | Path, opts: LauncherOptions, *, seeds: int,
                         shards: int | None = None, work_dir: str | Path | None = None) -> list[tuple[str, object]]:
     """``rankbench truth --launcher ... --dry-run``: the shards that would be submitted."""
-    n = shards or _default_shards(opts, len(space.hash_classes()))
+    n = shards or _default_shards(opts, len(measured_classes(space, cfg)))
     return describe_truth_plan(plan_truth_shards(space, cfg, Path(out), seeds=seeds, shards=n, work_dir=work_dir),
                                opts)
