@@ -19,16 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-import rankbench.pipeline as pipeline
+from rankbench.ablation import ablation_table, default_variants
 from rankbench.config import RunConfig, apply_overrides, load_preset
+from rankbench.pipeline import RunResult
 
 
-def _result(run_dir: Path, report: str) -> pipeline.RunResult:
+def _result(run_dir: Path, report: str) -> RunResult:
     reports = sorted(p for p in (run_dir / "reports").iterdir() if p.name.startswith(report))
     if len(reports) != 1:
         raise ValueError(f"{run_dir} holds {len(reports)} reports matching {report!r} "
@@ -37,8 +37,8 @@ def _result(run_dir: Path, report: str) -> pipeline.RunResult:
     metrics = json.loads((rep / "metrics.json").read_text())
     scores = pd.read_csv(rep / "scores.csv", dtype={"hash": str, "adjacency": str, "ops": str, "name": str})
     cfg = RunConfig.from_dict(metrics["config"])
-    return pipeline.RunResult(cfg=cfg, run_dir=run_dir, scores=scores, metrics=metrics,
-                              timings=metrics.get("timings") or {}, report_dir=rep)
+    return RunResult(cfg=cfg, run_dir=run_dir, scores=scores, metrics=metrics,
+                     timings=metrics.get("timings") or {}, report_dir=rep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,21 +53,24 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = apply_overrides(load_preset(args.preset), args.overrides)
 
-    def run_from_reports(vcfg: RunConfig, *, seeds: int = 1, **_kw) -> tuple[list, None]:
+    def results_of(variant: str) -> list[RunResult]:
+        """The variant's finished reports, one per seed, in seed order."""
         results = []
-        for i in range(seeds):
-            c = replace(vcfg, train=replace(vcfg.train, seed=vcfg.train.seed + i))
-            prefix = f"{c.model.variant}-{c.preset}-"
+        for i in range(args.seeds):
+            seed = cfg.train.seed + i
+            prefix = f"{variant}-{cfg.preset}-"
             hits = [d for d in args.runs_root.iterdir() if d.is_dir() and d.name.startswith(prefix)
-                    and f"-seed{c.train.seed}-" in d.name]
+                    and f"-seed{seed}-" in d.name]
             if len(hits) != 1:
-                raise ValueError(f"{len(hits)} run directories for {c.model.variant} seed {c.train.seed} under "
+                raise ValueError(f"{len(hits)} run directories for {variant} seed {seed} under "
                                  f"{args.runs_root}: {[d.name for d in hits]}")
             results.append(_result(hits[0], args.report))
-        return results, None
+        return results
 
-    pipeline.run = run_from_reports  # the ablation's loop reads the reports instead of scoring
-    pipeline.ablation(cfg, args.variants, seeds=args.seeds, runs_root=args.runs_root, progress=False)
+    variants = tuple(args.variants) if args.variants else default_variants(cfg)
+    by_variant = {v: results_of(v) for v in variants}
+    print(f"read {sum(map(len, by_variant.values()))} reports of {len(variants)} variant(s) under {args.runs_root}")
+    ablation_table(by_variant, cfg, args.seeds, runs_root=args.runs_root)
     return 0
 
 

@@ -4,10 +4,10 @@ post-calibration.
 Regenerates the paper's S4 ablation (MixPath, Chu et al., ICCV 2023: vanilla BN without
 calibration is near useless, tau ~ 0.05; shadow BN beats BN with or without calibration; LSBN
 + calibration is best, 0.597; simple scaling beats BN and ESBN but loses to LSBN; SPOS ranks
-badly). Runs ``rankbench ablation`` (:func:`rankbench.pipeline.ablation`): every variant is
+badly). Runs ``rankbench ablation`` (:func:`rankbench.ablation.ablation`): every variant is
 trained and scored with the preset, reusing finished runs and cached scores.
 
-Outputs (analysis/out/<preset>/): ablation_table.{csv,md} (copies of the pipeline's
+Outputs (analysis/out/<preset>/): ablation_table.{csv,md} (copies of the ablation's
 runs/ablation-<...>/ablation.{csv,md}), its headline figures ablation_tau.{png,pdf} (tau per variant
 x calibration with intervals, the reference rankers as horizontal bands) and, over several seeds,
 ablation_paired.{png,pdf} (paired differences with their intervals), and ablation_report.html (the
@@ -26,7 +26,7 @@ def main() -> None:
     p = R.parser(__doc__, variants=list_variants, variants_help="every variant the space supports")
     p.add_argument("--seeds", type=int, default=1, help="training seeds per variant (default 1)")
     args = p.parse_args()
-    from rankbench.pipeline import ablation
+    from rankbench.ablation import ablation
 
     out = R.out_dir(args)
     table, where = ablation(R.config(args), R.variants(args), seeds=args.seeds, runs_root=args.runs_root,

@@ -59,7 +59,7 @@ def _cell(r: dict, col: str, signed: bool = True) -> str:
 
 
 def ablation_latex(table, paired=None, *, caption: str | None = None) -> str:
-    """The ablation table (:func:`rankbench.pipeline.ablation`'s DataFrame) as booktabs LaTeX,
+    """The ablation table (:func:`rankbench.ablation.ablation`'s DataFrame) as booktabs LaTeX,
     and the paired differences below it when given."""
     header = ["variant", "BN calibration", "Kendall τ (subnet)", "Kendall τ (class)", "Spearman", "P@10%",
               "top-1 regret"]

@@ -84,8 +84,10 @@ class TrainConfig:
     the training fingerprint (see :meth:`takes_effect`). ``compile`` takes effect on every
     device. ``num_threads`` (the order of CPU reductions) and ``portable`` (CPU dispatch pinned
     to AVX2, :mod:`rankbench.numerics`) change the weights of a CPU training only. ``device``,
-    ``checkpoint_every``, ``checkpoint_interval_s`` and ``tensorboard`` never change the trained
-    weights and never enter the fingerprint.
+    ``checkpoint_every``, ``checkpoint_interval_s``, ``tensorboard``, ``eval_every``,
+    ``eval_candidates`` and ``eval_images`` never change the trained weights and never enter the
+    fingerprint (tau tracking scores with the weights saved and restored around it:
+    :mod:`rankbench.training.tau_tracking`).
     """
 
     epochs: int = 200
@@ -107,6 +109,17 @@ class TrainConfig:
     #: which subnet each step trains: a registered training sampler, ``name`` or ``name:arg``
     #: (rankbench.training.samplers; ``rankbench list samplers``): uniform, fixed:<arch>, pool:<N>, ...
     sampler: str = "uniform"
+    #: tau over training: every N epochs (and at the last) score ``eval_candidates`` of the run's
+    #: candidates (drawn with score.seed) with and without BN calibration against the run's truth,
+    #: into <run dir>/tau_over_training.csv (rankbench.training.tau_tracking); 0 = off
+    eval_every: int = 0
+    #: candidates scored at each of those epochs (only with eval_every). The defaults (32 candidates
+    #: on 200 images) keep the cost near a fifth of a quick training at eval_every = 5
+    #: (bench/bench_tau_tracking.py); their intervals are wide: a trend, not a result
+    eval_candidates: int = 32
+    #: images of score.eval_split each of those candidates is scored on (a fixed seeded subset, as
+    #: score.eval_size does); 0 = what the run's report uses (score.eval_size)
+    eval_images: int = 200
 
     def takes_effect(self, name: str, device_type: str) -> bool:
         """Whether field ``name`` acts on a ``device_type`` ("cpu", "cuda") training:
@@ -155,6 +168,9 @@ class TruthConfig:
     #: run draws its candidates (so with truth.candidates <= score.candidates they are a subset of
     #: the run's); 0 = every hash class of the space
     candidates: int = 0
+    #: extra truths every report also ranks against, side by side with ``source`` (each named as
+    #: ``source`` is: "measured", "nb101" or a CSV path), on the candidates each covers; () = none
+    also: tuple[str, ...] = ()
 
 
 def _default_space() -> "SpaceSettings":
@@ -223,7 +239,8 @@ class RunConfig:
 
 
 #: train fields that never change the trained weights
-_NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "tensorboard")
+_NOT_TRAINING = ("device", "checkpoint_every", "checkpoint_interval_s", "tensorboard", "eval_every",
+                 "eval_candidates", "eval_images")
 
 #: train fields added after runs were named: at their default (what every earlier run did) they
 #: stay out of the fingerprint, so earlier runs keep their directories; any other value enters it
@@ -508,6 +525,9 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("train.checkpoint_every", lambda v: v >= 1, "must be >= 1"),
     ("train.checkpoint_interval_s", lambda v: v >= 0, "must be >= 0 (0 = only at epoch ends)"),
     ("train.num_threads", lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),
+    ("train.eval_every", lambda v: v >= 0, "must be >= 0 (epochs between tau evaluations; 0 = off)"),
+    ("train.eval_candidates", lambda v: v >= 3, "must be >= 3 (candidates ranked at each tau evaluation)"),
+    ("train.eval_images", lambda v: v >= 0, "must be >= 0 (0 = score.eval_size, the report's)"),
     ("score.candidates", lambda v: v >= 0, "must be >= 0 (0 = every distinct subnet)"),
     ("score.calib_batches", lambda v: v >= 1, "must be >= 1"),
     ("score.calib_batch_size", lambda v: v >= 1, "must be >= 1"),
@@ -522,6 +542,8 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("truth.seeds", lambda v: v >= 1, "must be >= 1"),
     ("truth.train_epochs", lambda v: v >= 0, "must be >= 0 (0 = train.epochs)"),
     ("truth.candidates", lambda v: v >= 0, "must be >= 0 (0 = every hash class of the space)"),
+    ("truth.also", lambda v: all(s.strip() for s in v),
+     "each entry names a truth source as truth.source does (measured, nb101 or a CSV path)"),
 )
 
 

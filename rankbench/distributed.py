@@ -252,7 +252,7 @@ def wrap_ddp(model: nn.Module, *, used_only: bool = True) -> nn.Module:
     if used_only:
         reducer = UsedGradientReducer()
         ddp.register_comm_hook(reducer, UsedGradientReducer.reduce)
-        ddp.rankbench_reducer = reducer
+        ddp.__dict__["rankbench_reducer"] = reducer  # what nn.Module.__setattr__ does; read by grad_reducer
     return ddp
 
 

@@ -281,6 +281,38 @@ def _summary_rows(m: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     return rows, classes
 
 
+def _every_truth_section(m: dict[str, Any]) -> str:
+    """Every scorer against the report's truth and each extra truth (``truth.also``), side by
+    side: Kendall tau per subnet with its interval, per class, and how many were ranked."""
+    from rankbench.summaries import truth_columns
+
+    if not m.get("also"):
+        return ""
+    cols = truth_columns(m)
+    header = [""]
+    for label, t, _by in cols:
+        cov = t.get("coverage") or {}
+        header += [f"{label}: tau per subnet [95%] ({cov.get('covered', '?')}/{cov.get('candidates', '?')} "
+                   f"candidates)", "tau per class [95%]", "n ranked"]
+    labels = dict(_SETTINGS)
+    rows, classes = [], []
+    for scorer in cols[0][2]:
+        row = [labels.get(scorer, scorer.replace("ref_", "reference: "))]
+        for _label, _t, by in cols:
+            r = by.get(scorer) or {}
+            ps = r.get("per_subnet") or {}
+            row += [_ci(ps, "kendall_tau"), _ci(r.get("per_class"), "kendall_tau"), str(ps.get("n", "n/a"))]
+        rows.append(row)
+        classes.append("ref" if scorer.startswith("ref_") else "")
+    notes = ["Each truth ranks the candidates it covers, with the same metrics and intervals as the report's own "
+             "truth (hash classes and each truth's repeats resampled)."]
+    parts = [_table(header, rows, row_class=classes)] + [f"<p class='note'>{_e(n)}</p>" for n in notes]
+    for key, x in m["also"].items():
+        parts.append(f"<h3>Extra truth: {_e(key)}</h3>")
+        parts.append(_truth_section(x.get("truth") or {}, x.get("truth_warnings") or ()))
+    return "".join(parts)
+
+
 _SUMMARY_HEADER = ("", "Kendall tau per subnet [95%]", "Kendall tau per class [95%]", "Spearman", "P@10%",
                    "P@10 NASLib", "top-1 regret", "mean accuracy", "n ranked")
 
@@ -331,6 +363,7 @@ def report_html(report_dir: str | os.PathLike, figures_dir: str | os.PathLike | 
                  "picked the best); mean accuracy: the candidates' mean top-1 accuracy with inherited weights")
     summary = (_table(_SUMMARY_HEADER, rows, row_class=classes)
                + "".join(f"<p class='note'>{_e(n)}</p>" for n in notes))
+    every_truth = _every_truth_section(m)
     fig_dir = Path(figures_dir) if figures_dir is not None else rep.path / FIGURES_DIR
     pngs = sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []
     cand = m.get("candidates") or {}
@@ -353,14 +386,16 @@ def report_html(report_dir: str | os.PathLike, figures_dir: str | os.PathLike | 
              ("timings (s)", ", ".join(f"{k} {v}" for k, v in (m.get("timings") or {}).items()) or None)]
     body = [head,
             f"<section id='summary'><h2>Summary</h2>{summary}</section>",
+            *([f"<section id='truths'><h2>Against every truth</h2>{every_truth}</section>"] if every_truth else []),
             f"<section id='figures'><h2>Figures</h2>{_figures(pngs, 'run', rep.path)}</section>",
             "<section id='truth'><h2>The truth and its reliability</h2>"
             + _truth_section(m.get("truth") or {}, m.get("truth_warnings") or (), m.get("notes") or ()) + "</section>",
             f"<section id='config'><h2>Config against the preset</h2>{_config_section(cfg)}</section>",
             "<section id='provenance'><h2>Provenance</h2>" + _kv(prov)
             + "<h3>Versions (versions.json of the run)</h3>" + _versions_table(versions) + "</section>"]
-    toc = [("summary", "Summary"), ("figures", f"Figures ({len(pngs)})"), ("truth", "Truth"),
-           ("config", "Config"), ("provenance", "Provenance")]
+    toc = [("summary", "Summary"), *([("truths", "Every truth")] if every_truth else []),
+           ("figures", f"Figures ({len(pngs)})"), ("truth", "Truth"), ("config", "Config"),
+           ("provenance", "Provenance")]
     return _page(title, body, toc)
 
 

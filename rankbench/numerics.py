@@ -62,7 +62,8 @@ class PlatformMismatch(ValueError):
 @lru_cache(maxsize=1)
 def cpu_info() -> dict[str, str]:
     """CPU vendor, model and the widest vector ISA it offers (from /proc/cpuinfo on Linux)."""
-    vendor, model, flags = "", "", set()
+    vendor, model = "", ""
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

@@ -4,7 +4,7 @@
 registries: variant, search space, protocol, and the devices of this machine), the protocol
 applied once, the space and its candidates built once, the truth loaded once with its coverage
 and digest, the device and each seed's training fingerprint computed once, and each seed's run
-directory. ``--dry-run`` prints it; :func:`rankbench.pipeline.run`, :func:`~rankbench.pipeline.
+directory. ``--dry-run`` prints it; :func:`rankbench.pipeline.run`, :func:`rankbench.ablation.
 ablation` and the analysis recipes run it. Nothing is created here.
 """
 from __future__ import annotations
@@ -25,9 +25,10 @@ from rankbench.scoring.protocols import PROTOCOLS, Protocol, get_protocol
 from rankbench.spaces import SPACES, create_space, space_from_config
 from rankbench.spaces.base import Arch, SearchSpace
 from rankbench.supernet import VARIANTS, list_variants, variant_info
-from rankbench.truth import Truth, TruthCoverage, load_truth
+from rankbench.truth import (MIN_CANDIDATES, Truth, TruthCoverage, TruthCoverageError, also_key, load_also_truth,
+                             load_truth)
 
-__all__ = ["RunPlan", "SeedRun", "resolve", "validate_config", "registry_problems"]
+__all__ = ["RunPlan", "SeedRun", "ExtraTruth", "resolve", "validate_config", "registry_problems"]
 
 
 # -- validation: the field rules (rankbench.config), then the registries and this machine ------
@@ -62,6 +63,18 @@ def registry_problems(cfg: RunConfig) -> tuple[list[str], SearchSpace | None]:
     if cfg.score.protocol not in PROTOCOLS:
         bad("score.protocol", cfg.score.protocol, f"unknown protocol; protocols: {', '.join(PROTOCOLS.names())}",
             "pick one with --protocol NAME")
+    also = tuple(getattr(cfg.truth, "also", ()))
+    keys = [also_key(s) for s in also]
+    if cfg.truth.source in also:
+        bad("truth.also", list(also), f"{cfg.truth.source!r} is truth.source already: every report ranks against it",
+            "list only other truths, e.g. --set truth.also=measured")
+    elif len(set(keys)) < len(keys):
+        bad("truth.also", list(also), f"two extra truths go by the same name ({', '.join(keys)}) in a report",
+            "give CSVs of different file names")
+    if space is not None:
+        problem = sampler_problem(cfg, space)
+        if problem:
+            problems.append(problem)
     known = list_proxies()
     unknown = [n for n in cfg.score.proxies if n != "all" and n not in known]
     if unknown:
@@ -74,6 +87,29 @@ def registry_problems(cfg: RunConfig) -> tuple[list[str], SearchSpace | None]:
             f"the proxies' batch is drawn from the training split, which holds data.train_size = "
             f"{cfg.data.train_size} images", "set it with --set score.proxy_batch_size=N (N <= data.train_size)")
     return problems, space
+
+
+def sampler_problem(cfg: RunConfig, space: SearchSpace) -> str | None:
+    """What is wrong with ``train.sampler`` for ``space`` (an unknown name, a bad argument), by
+    building it as the training will (:func:`rankbench.training.samplers.make_sampler`); None
+    when it can be built."""
+    spec = getattr(cfg.train, "sampler", None)
+    if spec is None:  # a config from before training samplers
+        return None
+    from rankbench.training.samplers import list_samplers, make_sampler
+
+    fix = "pick one with --set train.sampler=NAME or NAME:ARG (rankbench list samplers)"
+    name = spec.partition(":")[0]
+    if name not in list_samplers():
+        return f"train.sampler = {spec!r}: unknown training sampler {name!r}; samplers: " \
+               f"{', '.join(list_samplers())}; {fix}"
+    try:
+        make_sampler(spec, space, cfg.model.stacks * cfg.model.cells_per_stack,
+                     per_cell=cfg.train.sampling == "per_cell")
+    except (KeyError, TypeError, ValueError) as e:
+        reason = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        return f"train.sampler = {spec!r}: {reason}; {fix}"
+    return None
 
 
 def machine_problems(cfg: RunConfig, *, device_check: bool = True) -> list[str]:
@@ -125,6 +161,18 @@ class SeedRun:
 
 
 @dataclass(frozen=True, eq=False)
+class ExtraTruth:
+    """One extra truth of a plan (``truth.also``): loaded once, with its coverage of the
+    candidates (it ranks those it covers) and its digest."""
+
+    key: str  # its name in a report (rankbench.truth.also_key)
+    source: str  # as truth.also names it
+    truth: Truth
+    coverage: TruthCoverage
+    digest: str
+
+
+@dataclass(frozen=True, eq=False)
 class RunPlan:
     """What a run needs before any training, resolved once: checked first, so that a truth that
     cannot rank the candidates fails in seconds, not after the training.
@@ -146,6 +194,8 @@ class RunPlan:
     coverage: TruthCoverage | None
     truth_digest: str = ""
     truth_problem: str | None = None
+    #: the extra truths (``truth.also``) every report also ranks against, loaded once
+    also: tuple[ExtraTruth, ...] = ()
 
     # -- what callers read -------------------------------------------------------------------
     @property
@@ -241,15 +291,34 @@ def resolve(cfg: RunConfig, seeds: int = 1, runs_root: str | Path | None = None,
     coverage: TruthCoverage | None = None
     problem: str | None = None
     digest = ""
+    also: tuple[ExtraTruth, ...] = ()
     if truth != "skip":
         try:
             the_truth = load_truth(eff, candidates)
             coverage = the_truth.check_coverage([c.hash for c in candidates], preset=eff.preset)
             digest = the_truth.digest()
+            also = _extra_truths(eff, candidates)
         except (ValueError, OSError) as e:
             if truth == "require":
                 raise
             the_truth, coverage, problem = None, None, str(e)
     return RunPlan(requested=cfg, cfg=runs[0].cfg, protocol=proto, space=space, candidates=candidates,
                    notes=notes, device_type=dev, runs_root=root, runs=runs, truth=the_truth, coverage=coverage,
-                   truth_digest=digest, truth_problem=problem)
+                   truth_digest=digest, truth_problem=problem, also=also)
+
+
+def _extra_truths(eff: RunConfig, candidates: list[Arch]) -> tuple[ExtraTruth, ...]:
+    """Each extra truth of ``truth.also``, loaded, with its coverage of the candidates: one that
+    is missing, or covers fewer than MIN_CANDIDATES of them, fails here, before any training."""
+    out = []
+    hashes = [c.hash for c in candidates]
+    for source in eff.truth.also:
+        t = load_also_truth(eff, source, candidates)
+        cov = t.coverage(hashes)
+        if cov.covered < MIN_CANDIDATES:
+            raise TruthCoverageError(
+                f"truth.also = {list(eff.truth.also)!r}: the extra truth {t.describe_short()} covers only {cov}; "
+                f"ranking against it needs at least {MIN_CANDIDATES} candidates. Measure it for this preset "
+                f"(`rankbench truth --preset {eff.preset}`) or drop it with --set truth.also=")
+        out.append(ExtraTruth(key=also_key(source), source=source, truth=t, coverage=cov, digest=t.digest()))
+    return tuple(out)

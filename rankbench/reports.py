@@ -5,7 +5,8 @@ candidate) and ``metrics.json`` (every metric with its interval, the truth, the 
 config, the setup). Its name is ``<protocol>-<calib|nocalib>-<setup hash>``, where the hash
 covers everything that can change a number of the report: the protocol, calibration, the
 effective scoring config (less the fields listed in :data:`NO_EFFECT_SCORE_FIELDS`), the truth
-config and a digest of the truth's values. Re-running the same setup rewrites its own report
+config (less :data:`TRUTH_EXTRA_FIELDS`: the extra truths a report also ranks against, under
+"also" in metrics.json) and a digest of the truth's values. Re-running the same setup rewrites its own report
 (atomically); any other setup gets another directory.
 
 Readers (``figures``, ``compare``, ``ablation``, analysis recipes) go through
@@ -26,7 +27,7 @@ from rankbench.rundir import RunDir
 
 __all__ = ["HEADLINE", "SETTINGS", "RunReport", "Report", "ReportError", "report_setup", "report_name", "load_report",
            "find_reports",
-           "NO_EFFECT_SCORE_FIELDS", "PROXY_SCORE_FIELDS"]
+           "NO_EFFECT_SCORE_FIELDS", "PROXY_SCORE_FIELDS", "TRUTH_EXTRA_FIELDS"]
 
 #: the headline metrics of summaries, ablation tables and ``rankbench compare``: (key in a
 #: ``rank_metrics`` dict, label, number format); Kendall tau per subnet and per hash class, the
@@ -67,8 +68,14 @@ def report_setup(cfg, *, calibrate: bool, truth_digest: str) -> dict[str, Any]:
 TRUTH_MEASURE_DEFAULTS = {"seeds": 2, "train_epochs": 0, "candidates": 0}
 
 
+#: truth fields that name extra truths a report also ranks against (``truth.also``): they change
+#: none of the report's numbers against its own truth (its name stays; the extra truths' digests
+#: are in metrics.json under "also"), so they are never in its setup
+TRUTH_EXTRA_FIELDS = ("also",)
+
+
 def _truth_setup(truth: dict[str, Any]) -> dict[str, Any]:
-    t = dict(truth)
+    t = {k: v for k, v in truth.items() if k not in TRUTH_EXTRA_FIELDS}
     if t.get("source") == "nb101":
         t.update({k: v for k, v in TRUTH_MEASURE_DEFAULTS.items() if k in t})
     if t.get("candidates", 0) == 0:
@@ -79,6 +86,10 @@ def _truth_setup(truth: dict[str, Any]) -> dict[str, Any]:
 def report_name(setup: dict[str, Any]) -> str:
     h = short_digest(setup)
     return f"{setup['protocol']}-{'calib' if setup['calibrate'] else 'nocalib'}-{h}"
+
+
+#: RunReport fields left out of metrics.json while empty (a report made without them reads as before)
+_OMITTED_WHEN_EMPTY = ("also",)
 
 
 @dataclass
@@ -112,17 +123,22 @@ class RunReport:
     timings: dict[str, float]
     config: dict[str, Any]  # the effective config
     created: str
+    #: per extra truth (``truth.also``, by :func:`rankbench.truth.also_key`): the truth (as
+    #: ``truth``, with its coverage of the candidates) and every setting's and reference ranker's
+    #: metrics against it, on the candidates it covers; written only when there is one
+    also: dict[str, Any] = field(default_factory=dict)
     #: keys a newer or older metrics.json has beyond these fields (kept when read and rewritten)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        d = {f.name: getattr(self, f.name) for f in fields(self)
+             if f.name != "extra" and not (f.name in _OMITTED_WHEN_EMPTY and not getattr(self, f.name))}
         return {**d, **self.extra}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunReport":
         names = [f.name for f in fields(cls) if f.name != "extra"]
-        kw: dict[str, Any] = {k: d.get(k) for k in names}
+        kw: dict[str, Any] = {k: d.get(k) for k in names if k in d or k not in _OMITTED_WHEN_EMPTY}
         return cls(**kw, extra={k: v for k, v in d.items() if k not in names})
 
     def write(self, report_dir: str | os.PathLike, scores: Any = None) -> Path:

@@ -63,6 +63,55 @@ def _reliability_line(truth: dict) -> str | None:
     return line
 
 
+def truth_columns(m: dict) -> list[tuple[str, dict, dict]]:
+    """(label, truth, {scorer: metrics}) of the report's own truth, then of each extra truth
+    (metrics.json "also"); a scorer is a setting ("no_calib", "calib") or "ref_<ranker>"."""
+
+    def scorers(d: dict) -> dict:
+        out = {s: r for s, r in (d.get("metrics") or {}).items()}
+        out.update({f"ref_{n}": r for n, r in (d.get("references") or {}).items()})
+        return out
+
+    cols = [(f"{m['truth']['source']} (this report's truth)", m["truth"], scorers(m))]
+    for key, x in (m.get("also") or {}).items():
+        cols.append((key, x.get("truth") or {}, scorers(x)))
+    return cols
+
+
+def _against_every_truth(m: dict) -> list[str]:
+    """The scorers against every truth side by side (only for a report with extra truths)."""
+    if not m.get("also"):
+        return []
+    cols = truth_columns(m)
+    width = 40
+    lines = ["", "Kendall tau per subnet [95%] (per class) against each truth, on the candidates each covers:",
+             (f"{'':<22}" + "".join(f"{label[:width - 2]:<{width}}" for label, _t, _s in cols)).rstrip()]
+    cov = [(t.get("coverage") or {}) for _l, t, _s in cols]
+    lines.append((f"{'covers':<22}" + "".join(
+        f"{str(c.get('covered', '?')) + '/' + str(c.get('candidates', '?')) + ' candidates':<{width}}"
+        for c in cov)).rstrip())
+    labels = {s: label for s, _c, label in _SETTINGS}
+    for scorer in cols[0][2]:
+        cells = []
+        for _label, _t, by in cols:
+            r = by.get(scorer)
+            if not r:
+                cells.append("n/a")
+                continue
+            pc = r.get("per_class")
+            cells.append(f"{_ci(r.get('per_subnet'), 'kendall_tau')} ({_num(pc, 'kendall_tau', '{:+.3f}')}; "
+                         f"n={(r.get('per_subnet') or {}).get('n', '?')})")
+        name = labels.get(scorer, scorer.replace("ref_", "ref: "))
+        lines.append(f"{name:<22}" + "".join(f"{c:<{width}}" for c in cells).rstrip())
+    for key, x in m["also"].items():
+        t = x.get("truth") or {}
+        lines.append(f"{key}: {t.get('source', '?')} ({t.get('location', '?')}), {t.get('metric', '?')}, "
+                     f"reduce={t.get('reduce_used', '?')}, digest {t.get('digest', '?')}")
+        for w in x.get("truth_warnings") or []:
+            lines.append(f"warning ({key}): {w}")
+    return lines
+
+
 def format_summary(result: RunResult) -> str:
     """One run's metrics, the reference rankers beside them, the truth and its coverage."""
     m = result.metrics
@@ -105,6 +154,7 @@ def format_summary(result: RunResult) -> str:
             lines.append(row(label, r, _num(r, "mean_accuracy", "{:.3f}")))
     for name, r in (m.get("references") or {}).items():
         lines.append(row(f"ref: {name}", r, ""))
+    lines += _against_every_truth(m)
     first = next(iter(m["metrics"].values()))["per_subnet"]
     dropped = first.get("n_dropped", 0)
     lines.append(f"ranked {first['n']} candidates" + (f" ({m.get('drop_rule', 'the lowest dropped')})"

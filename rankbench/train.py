@@ -39,8 +39,9 @@ under DDP on CUDA, where the ranks agree on the time every 20 steps, plus 20 ste
 A NaN / inf loss (or non-finite weights at a checkpoint) raises
 :class:`TrainingDivergedError`; the last good checkpoint is never overwritten.
 
-The loop's concerns (divergence guard, progress, CSV log, checkpoints, TensorBoard,
-callbacks, signals) are hooks: :mod:`rankbench.training.hooks`. The step
+The loop's concerns (divergence guard, progress, CSV log, checkpoints, final weights,
+TensorBoard, tau over training, callbacks, signals) are hooks the caller passes:
+:mod:`rankbench.training.hooks`, :mod:`rankbench.training.tau_tracking`. The step
 (:func:`train_step`) and the checkpoint I/O (:func:`save_checkpoint`, :func:`load_checkpoint`,
 :func:`checkpoint_state`, :func:`restore_checkpoint`) are small functions so that a
 distributed (DDP) driver or a benchmark can reuse them; only rank 0 should write.
@@ -60,20 +61,22 @@ from rankbench.data.splits import load_splits
 from rankbench.training.checkpoint import (CHECKPOINT_FORMAT, checkpoint_state, load_checkpoint, restore_checkpoint,
                                            save_checkpoint)
 from rankbench.training.csvlog import LOG_COLUMNS, read_log
-from rankbench.training.hooks import Hook, TrainingDivergedError, standard_hooks
+from rankbench.training.hooks import FinalWeights, Hook, TrainingDivergedError, standard_hooks
 from rankbench.numerics import check_same_platform, setup_compute
 from rankbench.supernet import supernet_from_config
 from rankbench.training.loop import CHECKPOINT, DONE, LOG, WEIGHTS, ArchSampler, fit
 from rankbench.training.samplers import make_sampler
 from rankbench.training.step import (describe_device, make_optimizer, make_scheduler, make_train_loader, param_groups,
                                      resolve_device, train_step)
+from rankbench.training.tau_tracking import tau_tracker
 from rankbench.training.tensorboard import log_ranking_metrics, require_tensorboard
 
 __all__ = [
     "fit", "train_supernet", "load_supernet", "TrainingDivergedError", "resolve_device",
     "describe_device", "param_groups", "make_optimizer", "make_scheduler", "make_train_loader",
     "train_step", "checkpoint_state", "restore_checkpoint", "save_checkpoint", "load_checkpoint",
-    "read_log", "log_ranking_metrics", "require_tensorboard", "Hook", "standard_hooks", "ArchSampler", "CHECKPOINT",
+    "read_log", "log_ranking_metrics", "require_tensorboard", "Hook", "FinalWeights", "standard_hooks", "ArchSampler",
+    "CHECKPOINT",
     "DONE", "WEIGHTS", "LOG", "LOG_COLUMNS", "CHECKPOINT_FORMAT",
 ]
 
@@ -99,7 +102,9 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
     """Train the supernet ``cfg.model`` describes into ``run_dir`` (default
     ``rundir.run_dir_for(cfg, runs_root)``) and return that directory. ``train.sampler`` says which
     subnet each step trains (:mod:`rankbench.training.samplers`; uniform by default).
-    ``fingerprint``: ``cfg``'s training fingerprint, when the caller computed it (a plan).
+    ``fingerprint``: ``cfg``'s training fingerprint, when the caller computed it (a plan);
+    passed on to :func:`fit`. ``train.eval_every`` > 0 adds the tau-over-training hook
+    (:mod:`rankbench.training.tau_tracking`; ``tau_over_training.csv`` in the run directory).
 
     A directory that already holds a finished training with the same training fingerprint is
     returned at once (reused). ``resume=True`` continues an interrupted one.
@@ -128,11 +133,14 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
     main = distributed.is_main()
     with distributed.main_first():  # rank 0 decodes (and caches) the data, writes the run dir
         splits = load_splits(cfg.data, progress=progress and main)
+        tracker = tau_tracker(cfg, run_dir, splits)  # train.eval_every; its truth checked before the run dir
         if main:
             where = describe_device(device) + (f", {distributed.describe()}" if distributed.is_distributed() else "")
             rundir.init_run_dir(run_dir, cfg, device=where, platform=platform, fingerprint=fingerprint)
     fit(net, arch_sampler, splits, cfg, run_dir, resume=resume, progress=progress, space=net.space,
-        hooks=standard_hooks(cfg, run_dir, progress=progress, space=net.space))
+        hooks=standard_hooks(cfg, run_dir, progress=progress, space=net.space,
+                             extra=[tracker] if tracker is not None else []),
+        fingerprint=fingerprint)
     return run_dir
 
 

@@ -42,9 +42,10 @@ from rankbench.spaces import space_from_config
 
 __all__ = [
     "Truth", "TruthCoverage", "TruthCoverageError", "truth_from_store", "load_truth_csv", "load_truth",
-    "measure_truth", "measured_classes", "measured_truth_path", "measured_truth_reliability", "MEASURED_COLUMNS", "MIN_COVERAGE",
+    "measure_truth", "measured_classes", "measured_truth_path", "measured_truth_reliability", "MEASURED_COLUMNS",
+    "MIN_COVERAGE",
     "MIN_CANDIDATES", "TruthSource", "TRUTHS", "truth_source", "list_truths", "NB101Truth", "MeasuredTruth",
-    "CsvTruth",
+    "CsvTruth", "also_key", "load_also_truth",
 ]
 
 #: default coverage a ranking needs: this fraction of the candidates, and at least MIN_CANDIDATES
@@ -470,6 +471,31 @@ def load_truth(cfg: Any, subnets: Iterable[Any] | None = None) -> Truth:
     (``data/truth-<preset>.csv``) or a path to a CSV. ``subnets`` (default: every subnet of
     the config's space) limits an NB101 truth to the hashes needed."""
     return truth_source(cfg).load(subnets)
+
+
+# -- extra truths (truth.also): a report ranks against each too, side by side ------------------
+def also_key(source: str) -> str:
+    """The name an extra truth goes by in a report (metrics.json "also", the scores.csv column
+    ``truth_<key>``): a registered source's name ("measured", "nb101"), else its CSV's stem."""
+    return source if source in TRUTHS and source != "csv" else Path(source).expanduser().stem
+
+
+def load_also_truth(cfg: Any, source: str, subnets: Iterable[Any] | None = None) -> Truth:
+    """The extra truth ``source`` (one of ``cfg.truth.also``), loaded as ``truth.source =
+    source`` would be (the run's metric, reduction and seed). A missing one says where it was
+    looked for and how to get it."""
+    sub = replace(cfg, truth=replace(cfg.truth, source=source, also=()))
+    head = f"truth.also = {list(cfg.truth.also)!r}: the extra truth {source!r} cannot be loaded"
+    drop = "or rank against the report's own truth alone: --set truth.also="
+    if source == "measured" and not measured_truth_path(cfg.preset).exists():
+        raise FileNotFoundError(
+            f"{head}: no measured truth for preset {cfg.preset!r} (looked in $RANKBENCH_HOME, then the bundled "
+            f"data: {measured_truth_path(cfg.preset)}). Measure it with `rankbench truth --preset {cfg.preset}` "
+            f"(trains the preset's stand-alone networks from scratch; resumable), {drop}")
+    try:
+        return truth_source(sub).load(subnets)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{head}: {e}; {drop}") from None
 
 
 def _truth_training_cfg(cfg, seed: int):

@@ -544,12 +544,12 @@ def test_runs_lists_each_run_newest_first(sandbox, capsys):
 def test_ablation_prints_its_table_not_every_summary(sandbox, capsys, monkeypatch):
     from functools import partial
 
+    import rankbench.ablation
     import rankbench.html_report
-    import rankbench.pipeline
 
     monkeypatch.setattr(rankbench.html_report, "publish_report", lambda *a, **k: None)  # figures: not tested here
     monkeypatch.setattr(rankbench.html_report, "publish_ablation", lambda *a, **k: None)
-    monkeypatch.setattr(rankbench.pipeline, "ablation", partial(rankbench.pipeline.ablation, n_boot=50))
+    monkeypatch.setattr(rankbench.ablation, "ablation", partial(rankbench.ablation.ablation, n_boot=50))
     tiny = [*TINY_TRAIN, "--set", "score.calib_batches=1", "--set", "score.calib_batch_size=20",
             "--set", "score.eval_batch_size=20", "--no-progress"]
     assert main(["ablation", "--variants", "bn", *tiny]) == 0

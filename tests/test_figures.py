@@ -376,6 +376,14 @@ def _fake_run(root, variant: str, seed: int = 1, m: int = 2, trained: bool = Tru
             for arch in create_space("s4", m=m).candidates():
                 net(_images(2, seed=seed), arch)
         torch.save(net.state_dict(), d / "supernet.pt")
+        from rankbench.training.tau_table import TAU_CSV, write_tau_table
+
+        # a made-up tau table (figure plumbing only: no number here is a measurement)
+        write_tau_table(d / TAU_CSV, [{"epoch": e, "setting": s, "kendall_tau": 0.1 * e, "ci_low": 0.1 * e - 0.1,
+                                       "ci_high": 0.1 * e + 0.2, "spearman": 0.2, "n": 15}
+                                      for e in (1, 2) for s in ("no_calib", "calib")]
+                        + [{"epoch": None, "setting": "ref_params", "kendall_tau": 0.3, "ci_low": 0.1,
+                            "ci_high": 0.5, "spearman": 0.4, "n": 15}])
         (d / "train_done.json").write_text("{}")
         _synthetic_log().to_csv(d / "train_log.csv", index=False)
     if scored:

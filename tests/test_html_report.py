@@ -239,3 +239,34 @@ def test_report_page_renders_in_a_headless_browser(page, tmp_path):
     # the first figure is drawn: a band of the page below the summary is not all white
     strip = np.asarray(im.crop((40, 700, 1240, 1500)))
     assert (strip < 200).any(axis=2).mean() > 0.01
+
+
+def test_report_page_shows_every_truth_side_by_side(tmp_path):
+    """A report ranked against an extra truth (truth.also; SYNTHETIC numbers here): its page has
+    the scorers against both truths side by side, with each truth's coverage, and the extra
+    truth's own section; a report without one has no such section."""
+    from rankbench.html_report import report_html
+
+    rep = _report(tmp_path / "runs")
+    assert "Against every truth" not in report_html(rep)
+    m = json.loads((rep / "metrics.json").read_text())
+
+    def level(tau: float) -> dict:
+        return {"n": 9, "kendall_tau": tau, "kendall_tau_ci": [tau - 0.2, tau + 0.2]}
+
+    m["also"] = {"measured": {
+        "truth": {"source": "measured", "location": "data/truth-nb101-quick.csv", "metric": "validation_accuracy",
+                  "digest": "m1", "coverage": {"covered": 9, "candidates": 15, "classes_covered": 5, "classes": 9}},
+        "truth_warnings": ["measured truth is unfinished"],
+        "metrics": {"no_calib": {"per_subnet": level(0.11), "per_class": level(0.12)},
+                    "calib": {"per_subnet": level(0.21), "per_class": level(0.22)}},
+        "references": {"params": {"per_subnet": level(-0.05), "per_class": level(-0.06)}}}}
+    (rep / "metrics.json").write_text(json.dumps(m))
+    html = report_html(rep)
+    section = html.split("id='truths'", 1)[1].split("</section>", 1)[0]
+    assert "measured: tau per subnet [95%] (9/15 candidates)" in section
+    assert "(this report&#x27;s truth): tau per subnet [95%] (15/15 candidates)" in section
+    row = re.search(r"<tr[^>]*><td>with BN calibration</td>(.*?)</tr>", section).group(1)
+    assert "+0.520 [+0.420, +0.620]" in row and "+0.210 [+0.010, +0.410]" in row  # own truth, then measured
+    assert "reference: params" in section and "data/truth-nb101-quick.csv" in section
+    assert "measured truth is unfinished" in section and "href='#truths'" in html

@@ -28,7 +28,8 @@ import torch
 from rankbench.cli import main
 from rankbench.config import apply_overrides, load_preset
 from rankbench.launch import JobsFailedError, LauncherOptions, train_missing
-from rankbench.pipeline import ablation, planned_run_dirs
+from rankbench.ablation import ablation
+from rankbench.pipeline import planned_run_dirs
 from rankbench.spaces import create_space
 from rankbench.truth import measure_truth
 

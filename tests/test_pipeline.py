@@ -13,7 +13,8 @@ import rankbench.scoring.score as score_mod
 import rankbench.train
 from rankbench.cli import main
 from rankbench.config import apply_overrides, load_preset
-from rankbench.pipeline import SCORE_COLUMNS, ablation, run
+from rankbench.ablation import ablation
+from rankbench.pipeline import SCORE_COLUMNS, run
 from rankbench.spaces import create_space
 from rankbench.truth import TruthCoverageError, measure_truth
 
@@ -219,6 +220,26 @@ def test_ablation_table(truth_csv, tmp_path):
     paired = pd.read_csv(out / "paired.csv")
     assert "lsbn (BN calibration)" in set(paired["a"]) and len(paired) == 4  # 2 pairs + 2 calib-vs-none
     assert (paired["ci_low"] <= paired["difference"]).all() and (paired["difference"] <= paired["ci_high"]).all()
+    # the same table from the finished reports alone (as analysis/ablation_from_reports.py builds it)
+    files = ("ablation.csv", "ablation.md", "ablation.tex", "paired.csv", "summaries.txt")
+    written = {f: (out / f).read_bytes() for f in files}
+    for f in files:
+        (out / f).unlink()
+    from rankbench.ablation import ablation_table
+    from rankbench.pipeline import RunResult
+    from rankbench.reports import load_report
+
+    def from_report(run_dir: Path) -> RunResult:
+        rep = load_report(run_dir, "clean-calib")
+        return RunResult(cfg=rep.config, run_dir=run_dir, scores=rep.scores, metrics=rep.metrics,
+                         report_dir=rep.path)
+
+    by_variant = {v: [from_report(d) for d in sorted(tmp_path.glob(f"{v}-quick-s4-m2-seed*"))] for v in ("bn", "lsbn")}
+    assert [len(rs) for rs in by_variant.values()] == [2, 2]
+    table2, out_again = ablation_table(by_variant, cfg, 2, runs_root=tmp_path, n_boot=50, echo=None)
+    assert out_again == out
+    pd.testing.assert_frame_equal(table2, table)
+    assert {f: (out / f).read_bytes() for f in files} == written
     # another setting goes elsewhere, and so does the same table against another truth
     _, out2 = ablation(_cfg(truth_csv, **{"score.eval_size": 40}), ["bn"], runs_root=tmp_path, progress=False,
                        n_boot=20, echo=None)
@@ -284,3 +305,89 @@ def test_run_on_another_platform_is_refused_then_allowed_and_recorded(truth_csv,
     m2 = json.loads((res.report_dir / "metrics.json").read_text())
     assert m2["weights_digest"] == m["weights_digest"]
     assert any("reused anyway" in n for n in m2["platform_notes"])
+
+
+def _synthetic_truth(truth_csv: Path, out: Path, n_classes: int = 6, hashes: list[str] | None = None) -> Path:
+    """A SYNTHETIC measured-truth CSV (made-up accuracies, 3 seeds) for ``n_classes`` of the tiny
+    truth's hash classes (or for ``hashes``): only its shape matters to the tests."""
+    import numpy as np
+
+    if hashes is None:
+        hashes = list(dict.fromkeys(pd.read_csv(truth_csv, dtype={"hash": str})["hash"]))[:n_classes]
+    rng = np.random.default_rng(0)
+    rows = [{"hash": h, "seed": s, "validation_accuracy": float(rng.uniform(0.2, 0.6))}
+            for h in hashes for s in (0, 1, 2)]
+    pd.DataFrame(rows).to_csv(out, index=False)
+    return out
+
+
+def test_a_report_ranks_against_an_extra_truth_side_by_side(truth_csv, tmp_path):
+    """truth.also: every setting and reference ranker also against a second (synthetic) truth, on
+    the candidates it covers, with the same metrics and intervals; the report's own numbers, its
+    name and its setup do not move."""
+    from rankbench.html_report import report_html
+    from rankbench.metrics import rank_metrics
+    from rankbench.summaries import format_summary
+
+    synthetic = _synthetic_truth(truth_csv, tmp_path / "synthetic-truth.csv")
+    (plain,), _ = run(_cfg(truth_csv), calibrate=True, runs_root=tmp_path, progress=False, n_boot=50, echo=None)
+    m0 = json.loads((plain.report_dir / "metrics.json").read_text())
+    assert "also" not in m0 and not [c for c in plain.scores.columns if c.startswith("truth_") and c != "truth_std"]
+    (res,), _ = run(_cfg(truth_csv, **{"truth.also": [str(synthetic)]}), calibrate=True, runs_root=tmp_path,
+                    progress=False, n_boot=50, echo=None)
+    assert res.report_dir == plain.report_dir  # the extra truth is not part of the report's setup
+    m = json.loads((res.report_dir / "metrics.json").read_text())
+    for key in ("metrics", "references", "truth", "setup", "report"):
+        assert m[key] == m0[key], key  # the report's own truth: numbers unchanged
+    extra = m["also"]["synthetic-truth"]
+    covered = set(pd.read_csv(synthetic, dtype={"hash": str})["hash"])
+    n_cov = int(res.scores["hash"].isin(covered).sum())
+    assert 0 < n_cov < 15
+    cov = extra["truth"]["coverage"]
+    assert (cov["covered"], cov["candidates"], cov["classes_covered"], cov["classes"]) == (n_cov, 15, 6, 9)
+    assert extra["truth"]["location"] == str(synthetic) and extra["truth"]["noise_in_intervals"] is True
+    assert set(extra["metrics"]) == {"no_calib", "calib"} and set(extra["references"]) == set(m0["references"])
+    scores = pd.read_csv(res.report_dir / "scores.csv", dtype={"hash": str})
+    assert scores["truth_synthetic-truth"].notna().sum() == n_cov
+    for setting, col in (("no_calib", "acc_no_calib"), ("calib", "acc_calib")):
+        ps = extra["metrics"][setting]["per_subnet"]
+        assert ps["n"] == n_cov and len(ps["kendall_tau_ci"]) == 2 and ps["resampling_unit"] == "hash class"
+        assert extra["metrics"][setting]["per_class"]["n"] == 6
+        ok = scores["truth_synthetic-truth"].notna()
+        want = rank_metrics(scores.loc[ok, col].to_numpy(float),
+                            scores.loc[ok, "truth_synthetic-truth"].to_numpy(float), ci=False)
+        assert ps["kendall_tau"] == pytest.approx(want["kendall_tau"], abs=1e-12)
+        assert ps["kendall_tau"] != pytest.approx(m["metrics"][setting]["per_subnet"]["kendall_tau"], abs=1e-9)
+    for name, r in extra["references"].items():
+        assert r["per_subnet"]["n"] == n_cov and "kendall_tau_ci" in r["per_subnet"], name
+    # side by side in the text summary and on the report's page
+    text = format_summary(res)
+    assert "against each truth" in text and f"{n_cov}/15 candidates" in text and "15/15 candidates" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("ref: params") and "n=" in ln)
+    assert f"n={n_cov}" in line and "n=15" in line
+    page = report_html(res.report_dir)
+    assert "synthetic-truth" in page and f"{n_cov}/15 candidates" in page
+
+
+def test_a_missing_extra_truth_fails_before_training(truth_csv, tmp_path, monkeypatch):
+    import rankbench.truth
+
+    runs = tmp_path / "runs"
+    with pytest.raises(FileNotFoundError, match="truth.also.*missing.csv"):
+        run(_cfg(truth_csv, **{"truth.also": [str(tmp_path / "missing.csv")]}), calibrate=True, runs_root=runs,
+            progress=False, echo=None)
+    monkeypatch.setattr(rankbench.truth, "bundled_dir", lambda: tmp_path / "nothing-shipped")
+    with pytest.raises(FileNotFoundError, match=r"truth.also.*`rankbench truth --preset quick`"):
+        run(_cfg(truth_csv, **{"truth.also": ["measured"]}), calibrate=True, runs_root=runs, progress=False,
+            echo=None)
+    from collections import Counter
+
+    from rankbench.plan import resolve
+
+    counts = Counter(resolve(_cfg(truth_csv), 1, runs, truth="skip").hashes)
+    rare = [h for h, n in counts.items() if n < 3][:1]  # a truth of fewer than 3 of the candidates
+    too_small = _synthetic_truth(truth_csv, tmp_path / "two.csv", hashes=rare)
+    with pytest.raises(TruthCoverageError, match="covers only"):
+        run(_cfg(truth_csv, **{"truth.also": [str(too_small)]}), calibrate=True, runs_root=runs, progress=False,
+            echo=None)
+    assert not runs.exists()

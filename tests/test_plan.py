@@ -93,8 +93,8 @@ def test_the_report_is_a_typed_object_that_writes_and_loads(tmp_path):
 
     from rankbench.reports import RunReport, load_report
 
-    names = [f for f in RunReport.__dataclass_fields__ if f != "extra"]
-    rep = RunReport(**{n: {} for n in names})
+    names = [f for f in RunReport.__dataclass_fields__ if f not in ("extra", "also")]
+    rep = RunReport(**{n: {} for n in names})  # also: empty, so not written (as before extra truths)
     rep.report, rep.metrics = "clean-calib-0123456789ab", {"calib": {"per_subnet": {"kendall_tau": math.nan}}}
     rep.extra = {"from_a_newer_version": 1}
     d = rep.write(tmp_path / "reports" / rep.report)
@@ -104,6 +104,10 @@ def test_the_report_is_a_typed_object_that_writes_and_loads(tmp_path):
     back = RunReport.load(d)
     assert back.report == rep.report and back.extra == {"from_a_newer_version": 1}
     assert load_report(d).data.to_dict() == back.to_dict()
+    assert "also" not in data and back.also == {}
+    rep.also = {"measured": {"metrics": {}}}  # ranked against an extra truth: written after "created"
+    data = json.loads((rep.write(d) / "metrics.json").read_text())
+    assert list(data)[:len(names) + 1] == [*names, "also"] and RunReport.load(d).also == rep.also
 
 
 def test_one_check_says_whether_a_run_is_finished_with_this_fingerprint(tmp_path):
@@ -138,3 +142,48 @@ def test_score_proxies_override_forms():
     validate_config(small)  # no proxies: the batch size is not checked
     with pytest.raises(ConfigError, match="score.proxy_batch_size = 64"):
         validate_config(apply_overrides(small, {"score.proxies": "naswot"}))
+
+
+@pytest.mark.parametrize("spec, says", [("nope", "unknown training sampler 'nope'; samplers: uniform"),
+                                        ("fixed", "needs an arch"), ("pool:x", "with integers"),
+                                        ("uniform:3", "takes no argument")])
+def test_a_bad_training_sampler_fails_in_the_plan_before_anything_is_written(tmp_path, capsys, spec, says):
+    cfg = apply_overrides(load_preset("quick"), {"train.device": "cpu", "train.sampler": spec})
+    with pytest.raises(ConfigError, match="train.sampler") as e:
+        resolve(cfg, 1, tmp_path / "runs", truth="skip")
+    assert says in str(e.value) and "rankbench list samplers" in str(e.value)
+    assert main(["run", "--set", f"train.sampler={spec}", "--runs-root", str(tmp_path / "runs"),
+                 "--device", "cpu"]) == 2
+    assert "train.sampler" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    # a good one (with its argument) passes
+    good = resolve(apply_overrides(cfg, {"train.sampler": "pool:3"}), 1, tmp_path / "ok", truth="skip")
+    assert good.cfg.train.sampler == "pool:3"
+
+
+def test_nb101_quick_with_its_measured_truth_as_an_extra_truth(tmp_path, monkeypatch):
+    """truth.also = ["measured"] on nb101-quick: the plan loads the preset's measured truth (here a
+    SYNTHETIC one, written by the test where $RANKBENCH_HOME would hold it) once, beside NB101's,
+    with its coverage of the candidates; the report's name does not move."""
+    import pandas as pd
+
+    import rankbench.truth
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(rankbench.truth, "data_home", lambda: home)
+    cfg = apply_overrides(load_preset("nb101-quick"), {"train.device": "cpu"})
+    hashes = resolve(cfg, 1, tmp_path / "runs", truth="skip").hashes
+    covered = list(dict.fromkeys(hashes))[:40]
+    pd.DataFrame([{"hash": h, "seed": s, "validation_accuracy": 0.5 + 0.001 * i + 0.0001 * s}
+                  for i, h in enumerate(covered) for s in (0, 1)]).to_csv(home / "truth-nb101-quick.csv", index=False)
+    with_also = apply_overrides(cfg, {"truth.also": "measured"})
+    p = resolve(with_also, 1, tmp_path / "runs")
+    (x,) = p.also
+    assert x.key == "measured" and x.truth.source == "measured"
+    assert x.truth.location == str(home / "truth-nb101-quick.csv")
+    assert x.coverage.covered == sum(h in set(covered) for h in hashes) and x.coverage.candidates == len(hashes)
+    assert x.coverage.classes_covered == 40 and x.digest == x.truth.digest()
+    assert p.truth.source == "nb101" and p.report_name(True) == resolve(cfg, 1, tmp_path / "runs").report_name(True)
+    assert p.with_variant("bn").also == p.also and p.for_seed(2021).also == p.also
+    with pytest.raises(ConfigError, match="truth.also.*is truth.source already"):
+        resolve(apply_overrides(cfg, {"truth.also": "nb101"}), 1, tmp_path / "runs")

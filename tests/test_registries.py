@@ -76,7 +76,8 @@ def _batch(side: int, n: int = 12):
 @pytest.mark.parametrize("per_cell", (False, True))
 def test_training_sampler_contract(name, per_cell, s4):
     """A seeded step plan: the same seed draws the same archs, every arch is a subnet of the
-    space (one per cell with per_cell)."""
+    space (one per cell with per_cell); a first docstring line for ``rankbench list samplers``."""
+    assert SAMPLERS.describe()[name]
     sampler = make_sampler(example_spec(name, s4), s4, 3, per_cell=per_cell)
     first = [sampler(rng) for rng in [random.Random(7)] for _ in range(20)]
     second = [sampler(rng) for rng in [random.Random(7)] for _ in range(20)]

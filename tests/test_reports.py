@@ -73,6 +73,24 @@ def test_a_report_without_proxies_keeps_its_setup(run):
     assert report_name(on) != report_name(setup)
 
 
+def test_extra_truths_never_enter_a_reports_setup(run):
+    """truth.also (extra truths a report also ranks against) changes none of the report's
+    numbers against its own truth: with or without it, the same setup and name; every other
+    truth field that can change a number still does."""
+    from rankbench.reports import TRUTH_EXTRA_FIELDS
+
+    _, cfg = run
+    assert "also" in TRUTH_EXTRA_FIELDS
+    base = report_setup(cfg, calibrate=True, truth_digest="t")
+    assert "also" not in base["truth"]
+    for also in (("measured",), ("nb101", "/somewhere/truth-x.csv")):
+        on = report_setup(replace(cfg, truth=replace(cfg.truth, also=also)), calibrate=True, truth_digest="t")
+        assert on == base and report_name(on) == report_name(base)
+    other = report_setup(replace(cfg, truth=replace(cfg.truth, metric="test_accuracy")), calibrate=True,
+                         truth_digest="t")
+    assert report_name(other) != report_name(base)
+
+
 def test_load_report_from_run_dir_report_dir_or_metrics(run):
     r, cfg = run
     with pytest.raises(ReportError, match="no report yet"):

@@ -211,6 +211,38 @@ def test_standalone_network(splits, tmp_path):
     assert (tmp_path / "net.pt").exists() and out["weights"] == "net.pt"
 
 
+def test_final_weights_are_a_hook_the_caller_passes(splits, tmp_path):
+    """fit saves the final weights and train_done.json only through the FinalWeights hook: the
+    standard hooks include it (with weights_name); hooks without it save neither; a name that
+    disagrees with the hook's is refused. A fingerprint given is the one recorded."""
+    from rankbench.train import FinalWeights, standard_hooks
+
+    cfg = tiny_cfg(**{"train.epochs": 1})
+    net = make_net(cfg)
+    sampler = lambda rng: net.space.sample_arch(rng, net.num_cells)  # noqa: E731
+    bare = [h for h in standard_hooks(cfg, tmp_path / "bare", progress=False) if not isinstance(h, FinalWeights)]
+    out = fit(net, sampler, splits, cfg, tmp_path / "bare", progress=False, hooks=bare)
+    assert not (tmp_path / "bare" / "supernet.pt").exists() and not (tmp_path / "bare" / DONE).exists()
+    assert out["weights_digest"] and out["fingerprint"] == cfg.training_fingerprint()
+    with pytest.raises(ValueError, match="pass one name"):
+        fit(make_net(cfg), sampler, splits, cfg, tmp_path / "clash", progress=False, weights_name="a.pt",
+            hooks=[FinalWeights("b.pt")])
+    named = make_net(cfg)
+    out = fit(named, sampler, splits, cfg, tmp_path / "named", progress=False, fingerprint="plan0fp",
+              hooks=standard_hooks(cfg, tmp_path / "named", progress=False, weights_name="w.pt"))
+    done = json.loads((tmp_path / "named" / DONE).read_text())
+    assert done["weights"] == out["weights"] == "w.pt" and done["fingerprint"] == "plan0fp"
+    saved = torch.load(tmp_path / "named" / "w.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in named.state_dict().items())
+    # the finished run is found by the hook's name, and its fingerprint is checked
+    again = fit(make_net(cfg), sampler, splits, cfg, tmp_path / "named", resume=True, progress=False,
+                fingerprint="plan0fp", hooks=[FinalWeights("w.pt")])
+    assert again["reused"] is True
+    with pytest.raises(ValueError, match="another config"):
+        fit(make_net(cfg), sampler, splits, cfg, tmp_path / "named", resume=True, progress=False,
+            hooks=[FinalWeights("w.pt")])
+
+
 def _interrupt_after_epoch(k):
     def cb(epochs_done, row):
         if epochs_done == k:
@@ -512,3 +544,29 @@ def test_sparse_loss_syncs_checkpoint_and_resume_exactly(splits, tmp_path):
     assert same_weights(ref, resumed)
     a, b = read_log(tmp_path / "ref" / "train_log.csv"), read_log(tmp_path / "cut" / "train_log.csv")
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+
+
+def test_fairnas_resume_mid_group_is_exact(splits, tmp_path):
+    """A sampler that keeps state (FairNAS's position in its group of steps) is checkpointed
+    with the training: a run interrupted mid-group resumes to the same weights."""
+    from rankbench.training.samplers import make_sampler
+
+    cfg = tiny_cfg()
+
+    def fit_fair(run_dir, **kw):
+        net = make_net(cfg)
+        sampler = make_sampler("fairnas", net.space, net.num_cells)
+        return net, fit(net, sampler, splits, cfg, run_dir, progress=False, **kw)
+
+    ref, _ = fit_fair(tmp_path / "ref")
+
+    def stop(epoch, step):
+        if (epoch, step) == (0, 2):  # groups are 4 steps on m=4: step 2 is mid-group
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_fair(tmp_path / "cut", on_step=stop)
+    state = load_checkpoint(tmp_path / "cut" / CHECKPOINT)
+    assert state["sampler_state"]["pos"] not in (0, None)
+    resumed, _ = fit_fair(tmp_path / "cut", resume=True)
+    assert same_weights(ref, resumed)

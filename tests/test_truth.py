@@ -278,7 +278,8 @@ def test_measured_truth_fingerprint_ignores_fields_that_cannot_change_weights():
 
     cfg = load_preset("quick")
     base = _measure_fingerprint(cfg)
-    changes = {"device": "cpu", "checkpoint_every": 3, "checkpoint_interval_s": 1.0, "tensorboard": True}
+    changes = {"device": "cpu", "checkpoint_every": 3, "checkpoint_interval_s": 1.0, "tensorboard": True,
+               "eval_every": 2, "eval_candidates": 10, "eval_images": 100}
     assert set(changes) == set(_NOT_TRAINING)
     changes.update(num_threads=2, portable=not cfg.train.portable)  # a seed's random stream, no more
     for k, v in changes.items():

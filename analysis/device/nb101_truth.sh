@@ -7,7 +7,7 @@
 #   usage: analysis/device/nb101_truth.sh SHARDS SECONDS [extra rankbench truth args...]
 set -u
 N=${1:-14}; LIMIT=${2:-450}; shift 2 || true
-T=${TRUTH_TMP:-/tmp/nb101truth}
+T=${TRUTH_TMP:-${TMPDIR:-/tmp}/nb101truth}
 mkdir -p "$T/logs" "$OUT"
 export PYTHONUNBUFFERED=1 RANKBENCH_RUNS=$T/runs RANKBENCH_HOME=$T/home
 { date -u; nvidia-smi -L 2>/dev/null; nproc; python3 -c "import torch; print(torch.__version__, torch.cuda.is_available())"; } > "$T/machine.txt" 2>&1

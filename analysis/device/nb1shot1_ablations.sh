@@ -4,7 +4,7 @@
 #   usage: analysis/device/nb1shot1_ablations.sh SECONDS SEEDS [extra rankbench ablation args...]
 set -u
 LIMIT=${1:-450}; SEEDS=${2:-2}; shift 2 || true
-A=${ABLATION_TMP:-/tmp/nb1shot1}
+A=${ABLATION_TMP:-${TMPDIR:-/tmp}/nb1shot1}
 mkdir -p "$A/logs" "$OUT"
 export PYTHONUNBUFFERED=1 RANKBENCH_RUNS=$A/runs RANKBENCH_HOME=$A/home
 for s in 1 2 3; do

@@ -19,7 +19,7 @@ from rankbench.config import flatten_config
 from rankbench.reports import HEADLINE
 
 __all__ = ["add_parser", "collect_reports", "compare_table", "differing_fields", "compare_markdown",
-           "compare_latex", "compare_json", "OUT_FORMATS"]
+           "compare_latex", "compare_json", "against", "OUT_FORMATS"]
 
 #: --out formats by extension (a folder gets compare.<ext> of each)
 OUT_FORMATS = (".md", ".csv", ".json", ".tex")
@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
                                                     "such as clean-calib is enough); runs without it are skipped")
     p.add_argument("--references", action="store_true",
                    help="also rows for the reference rankers (parameters, FLOPs, ...) of each report")
+    p.add_argument("--truth", metavar="NAME",
+                   help="the metrics against an extra truth the reports also ranked against (truth.also; a "
+                        "report's metrics.json 'also', e.g. measured) instead of each report's own truth")
     p.add_argument("--out", type=Path,
                    help="also write the table, in the format its extension names: .md (Markdown), .csv, .json "
                         "or .tex (LaTeX, booktabs); a folder (an existing one, or a path without extension) "
@@ -109,20 +112,38 @@ def collect_reports(paths: Iterable[str | Path], report: str | None = None, *,
     return out
 
 
-def _identity(report) -> dict[str, Any]:
+def against(report, truth: str | None) -> dict[str, Any]:
+    """What a report ranked against ``truth``: its metrics.json (its own truth) for None, else
+    the extra truth ``truth`` of metrics.json "also" (``truth``, ``metrics``, ``references``);
+    a report without that extra truth is a :class:`~rankbench.reports.ReportError`."""
+    from rankbench.reports import ReportError
+
+    if truth is None:
+        return report.metrics
+    also = report.metrics.get("also") or {}
+    if truth not in also:
+        raise ReportError(f"{report.label} was not ranked against an extra truth {truth!r} (its extra truths: "
+                          f"{', '.join(also) or 'none'}); rerun it with --set truth.also=... to add it")
+    return also[truth]
+
+
+def _identity(report, truth: str | None = None) -> dict[str, Any]:
     """A report's resolved config (flattened) plus what else can change its numbers: the truth
-    it was measured against."""
+    it was measured against (``truth``: that extra truth)."""
     flat = flatten_config(report.config)
-    digest = (report.metrics.get("truth") or {}).get("digest") or (report.setup or {}).get("truth_digest")
+    flat.pop("truth.also", None)  # which extra truths a report holds changes none of its numbers
+    digest = (against(report, truth).get("truth") or {}).get("digest")
+    if digest is None and truth is None:
+        digest = (report.setup or {}).get("truth_digest")
     if digest is not None:
         flat["truth.digest"] = digest
     return flat
 
 
-def differing_fields(reports: Sequence) -> dict[str, list[Any]]:
+def differing_fields(reports: Sequence, truth: str | None = None) -> dict[str, list[Any]]:
     """{dotted config key: value per report} for the keys whose values are not all equal
     (a key a report lacks counts as missing, None)."""
-    ids = [_identity(r) for r in reports]
+    ids = [_identity(r, truth) for r in reports]
     keys = list(dict.fromkeys(k for d in ids for k in d))
     out = {}
     for k in keys:
@@ -149,21 +170,23 @@ def _provenance(report) -> dict[str, Any]:
             "platform": plat.get("key") if isinstance(plat, dict) else plat}
 
 
-def compare_table(reports: Sequence, *, references: bool = False):
+def compare_table(reports: Sequence, *, references: bool = False, truth: str | None = None):
     """One row per (report, setting present), headline metrics with their intervals, then one
     column per config field in which the reports differ. ``weights`` and ``platform`` columns
     (the digest of the scored weights, the compute platform's key) come right after the setting
-    whenever a report records them. Returns (DataFrame, differing)."""
+    whenever a report records them. ``truth``: the metrics against that extra truth of every
+    report (metrics.json "also"), not against its own. Returns (DataFrame, differing)."""
     import pandas as pd
 
-    diff = differing_fields(reports)
+    diff = differing_fields(reports, truth)
     prov = [_provenance(r) for r in reports]
     prov_cols = [k for k in ("weights", "platform") if any(p[k] is not None for p in prov)]
     rows = []
     for i, r in enumerate(reports):
-        settings = [(s, _SETTING_LABELS.get(s, s), m) for s, m in (r.metrics.get("metrics") or {}).items()]
+        src = against(r, truth)
+        settings = [(s, _SETTING_LABELS.get(s, s), m) for s, m in (src.get("metrics") or {}).items()]
         if references:
-            settings += [(f"ref_{n}", f"reference: {n}", m) for n, m in (r.metrics.get("references") or {}).items()]
+            settings += [(f"ref_{n}", f"reference: {n}", m) for n, m in (src.get("references") or {}).items()]
         for _setting, label, m in settings:
             row: dict[str, Any] = {"report": r.label, "setting": label}
             row.update({k: prov[i][k] for k in prov_cols})
@@ -297,10 +320,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CLIError(str(e), EXIT_INVALID) from None
     if not reports:
         raise CLIError("nothing to compare: " + "; ".join(skipped), EXIT_INVALID)
-    table, diff = compare_table(reports, references=args.references)
+    try:
+        table, diff = compare_table(reports, references=args.references, truth=args.truth)
+    except ReportError as e:
+        raise CLIError(str(e), EXIT_INVALID) from None
     if table.empty:
         raise CLIError("the reports hold no metrics to compare", EXIT_INVALID)
     md = compare_markdown(table, diff)
+    if args.truth:
+        md = f"Against the extra truth {args.truth!r} of every report (its 'also' in metrics.json).\n\n" + md
     print(md)
     for ext, path in outs.items():
         if ext == ".csv":

@@ -143,6 +143,10 @@ def _truth_text(plan) -> str:
     if truth_source(cfg).measured_here and reps and cfg.truth.seeds != max(reps):
         text += (f"\n(truth.seeds = {cfg.truth.seeds} below is what `rankbench truth` would measure; the truth "
                  f"used holds {max(reps)} repeats per class)")
+    for x in getattr(plan, "also", ()):  # truth.also: every report ranks against these too
+        text += (f"\nalso ranked against ({x.key}): {x.truth.source} {display_path(x.truth.location)}, covers "
+                 f"{x.coverage.covered}/{x.coverage.candidates} candidates ({x.coverage.classes_covered}/"
+                 f"{x.coverage.classes} hash classes)")
     return text
 
 
@@ -289,7 +293,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         except ConfigError as e:
             raise CLIError(f"--variants {v}: {e}") from None
     launcher = launcher_from_args(args)
-    from rankbench.pipeline import ablation_dir
+    from rankbench.ablation import ablation_dir
 
     base = _resolve(_with_variant(cfg, variants[0]), args.seeds, args.runs_root, dry_run=False)
     table_dir = ablation_dir(base)
@@ -309,7 +313,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         where += dry_run_jobs([pr for v in variants for pr in planned[v]], launcher)
         where.append(("ablation table", table_dir))
         return print_dry_run(cfg, where)
-    from rankbench.pipeline import ablation
+    from rankbench.ablation import ablation
 
     def job(main: bool, **kw):
         ablation(cfg, variants, seeds=args.seeds, runs_root=args.runs_root, launcher=launcher, plan=base, **kw)

@@ -480,9 +480,7 @@ def _decode_images(path: Path, kind: str, progress: bool) -> dict[str, tuple[np.
             for i, (_, name) in enumerate(items):
                 try:
                     with Image.open(io.BytesIO(read(name))) as im:
-                        if im.mode != "RGB":
-                            im = im.convert("RGB")
-                        a = np.asarray(im)
+                        a = np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
                 except (UnidentifiedImageError, OSError, zipfile.BadZipFile, ValueError) as e:
                     raise CIFAR10Error(f"{path}: cannot decode {name} ({type(e).__name__}: {e}); "
                                        f"the source is corrupt: rebuild or re-download it") from None
@@ -537,8 +535,9 @@ def _read_images_cached(path: Path, kind: str, *, cache: bool, progress: bool
     if cache:
         try:
             with atomic_path(cfile, suffix=".npz") as tmp, open(tmp, "wb") as f:
-                np.savez(f, **{f"{s}_{k}": v for s, (x, y) in out.items()
-                               for k, v in (("images", x), ("labels", y))})
+                arrays: dict[str, Any] = {f"{s}_{k}": v for s, (x, y) in out.items()
+                                          for k, v in (("images", x), ("labels", y))}
+                np.savez(f, **arrays)
             for stale in cfile.parent.glob(older):  # caches of earlier versions of this source
                 if stale != cfile:
                     stale.unlink(missing_ok=True)

@@ -55,6 +55,6 @@ def load_splits(data_cfg, *, progress: bool = True) -> CIFAR10Splits:
                           progress=progress)
     if res == 32:
         return splits
-    resized = {name: ImageSet(downsample(s.images, res), s.labels)
-               for name, s in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
-    return dataclasses.replace(splits, **resized)
+    train, valid, test = (ImageSet(downsample(s.images, res), s.labels)
+                          for s in (splits.train, splits.valid, splits.test))
+    return dataclasses.replace(splits, train=train, valid=valid, test=test)

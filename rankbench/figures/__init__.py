@@ -13,7 +13,9 @@ function registered in :mod:`~rankbench.figures.registry` with its scope (``run`
   (S4: active paths; nb101: largest fan-in);
 - :mod:`~rankbench.figures.ranking`: supernet score against truth (Kendall tau), training curves;
 - :mod:`~rankbench.figures.ablation`: the ablation's tau per variant as a forest plot against
-  the reference rankers, and its paired differences.
+  the reference rankers, and its paired differences;
+- :mod:`~rankbench.figures.tau_over_training`: tau at the epochs a training was evaluated
+  (``train.eval_every``), per variant with a band over seeds.
 
 Figures that read scores read one report of each run (``report``: a name or a unique prefix,
 e.g. ``paper-calib``; by default the run's only report) and name it in their title and CSV.
@@ -34,7 +36,7 @@ from typing import Iterable, Sequence
 
 from rankbench.figures import style  # noqa: F401  (selects the Agg backend before any pyplot import)
 # the figure modules register their figures on import, in this order
-from rankbench.figures import ranking, distributions, cosine, sbn_stats, ablation  # noqa: F401,E402  isort: skip
+from rankbench.figures import ranking, distributions, cosine, sbn_stats, ablation, tau_over_training  # noqa: F401,E402,E501  isort: skip
 from rankbench.figures._context import (COSINE_IMAGES, DEFAULT_CELL, AblationContext, Log, RunContext, RunsContext,
                                         _Plan, pooled, quiet)
 from rankbench.figures._groups import MixedConfigError, group_runs

@@ -208,7 +208,7 @@ class RunsContext(_Saves):
 
 @dataclass
 class AblationContext(_Saves):
-    """An ablation folder (:func:`rankbench.pipeline.ablation`): ``ablation.csv`` (tau per variant
+    """An ablation folder (:func:`rankbench.ablation.ablation`): ``ablation.csv`` (tau per variant
     x calibration and the reference rankers), ``paired.csv`` (paired differences, several
     seeds only) and ``ablation.json`` (config, seeds, truth, reports)."""
 

@@ -25,7 +25,7 @@ SEED_FIELD = "train.seed"
 #: logged, the preset's name): ignored when runs are compared
 NO_EFFECT_FIELDS = frozenset({
     "preset", "train.device", "train.num_threads", "train.checkpoint_every", "train.checkpoint_interval_s",
-    "train.tensorboard",
+    "train.tensorboard", "train.eval_every", "train.eval_candidates", "train.eval_images",
 })
 #: config sections that belong to a report's scoring setup, not to the trained supernet; a
 #: figure that reads scores compares the reports' setups instead

@@ -1,4 +1,4 @@
-"""The ablation at a glance, from an ablation folder's tables (:func:`rankbench.pipeline.ablation`).
+"""The ablation at a glance, from an ablation folder's tables (:func:`rankbench.ablation.ablation`).
 
 - :func:`plot_ablation_tau`: a forest plot of Kendall tau per variant, without (hollow) and
   with (filled) BN calibration, per subnet and per hash class. One seed: the point and its 95%
@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ import pandas as pd
 from rankbench.figures.registry import register_figure
 from rankbench.figures.style import (CALIB_LABELS, figure_style, order_variants, suptitle, variant_color,
                                      variant_label, wrap_label)
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 __all__ = ["LEVELS", "compute_ablation_tau", "plot_ablation_tau", "compute_paired_differences",
            "plot_paired_differences"]
@@ -174,7 +178,8 @@ def plot_ablation_tau(df: pd.DataFrame, title: str | None = None):
             right = ax.twinx()
             lo, hi = ax.get_ylim()
             right.set_ylim(lo, hi)
-            gap, pos = 0.045 * (hi - lo), []  # labels at least one line apart, next to their lines
+            gap = 0.045 * (hi - lo)
+            pos: list[float] = []  # labels at least one line apart, next to their lines
             for _, t, _, _ in refs:
                 pos.append(max(t, pos[-1] + gap) if pos else t)
             right.set_yticks(pos, [f"{lab} {t:.2f}" for lab, t, _, _ in refs], fontsize=7, color=_REF_COLOR)
@@ -182,7 +187,7 @@ def plot_ablation_tau(df: pd.DataFrame, title: str | None = None):
             right.grid(False)
             right.spines["right"].set_visible(False)
         grey = "#333333"
-        handles = [Line2D([], [], ls="none", marker="o", ms=6, mfc="white", mec=grey, mew=1.4,
+        handles: list[Artist] = [Line2D([], [], ls="none", marker="o", ms=6, mfc="white", mec=grey, mew=1.4,
                           label=CALIB_LABELS["no_calib"]),
                    Line2D([], [], ls="none", marker="o", ms=6, mfc=grey, mec=grey, label=CALIB_LABELS["calib"])]
         if multi:

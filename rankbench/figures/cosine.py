@@ -31,6 +31,7 @@ from rankbench.spaces.s4 import Subnet
 
 if TYPE_CHECKING:  # torch is imported where it is used: registering this figure must not load it
     import torch
+    from matplotlib.artist import Artist
 
 __all__ = ["applies_to", "PathSum", "default_features", "default_input_arch", "feature_label", "cell_input",
            "compute_cosine", "plot_cosine", "feature_images", "COSINE_IMAGES"]
@@ -189,14 +190,16 @@ def _compute_cosine(net, images, cell: int, features, input_arch, chunk: int) ->
         for start in range(0, len(images), chunk):
             x = cell_input(net, images[start:start + chunk], cell, input_arch)
             cache: dict[tuple[int, str], torch.Tensor] = {}
-            rows = []
-            for f in feats:
-                total = None
+            rows: list[torch.Tensor] = []
+            for f, label in zip(feats, labels):
+                total: torch.Tensor | None = None
                 for node, op in f:
                     if (node, op) not in cache:
                         cache[(node, op)] = cell_mod.path(node, op)(x).flatten(1).to(torch.float64)
                     y = cache[(node, op)]
                     total = y if total is None else total + y
+                if total is None:  # the error torch.stack would raise, saying which feature
+                    raise TypeError(f"feature {label!r} sums no paths")
                 rows.append(total)
             for p, y in cache.items():
                 path_norm_sum[p] = path_norm_sum.get(p, 0.0) + float(y.norm(dim=1).sum())
@@ -246,7 +249,8 @@ def plot_cosine(df: pd.DataFrame, title: str | None = None):
         side = max(n * cell, 2.0)
         fig = plt.figure(figsize=(side + 3.9, side + 0.3))
         suptitle(fig, title)  # the figure's title, wrapped to its width, above the panels (not over the colour bar)
-        lines = fig._suptitle.get_text().count("\n") + 1 if fig._suptitle is not None else 0
+        title_artist = fig._suptitle  # type: ignore[attr-defined]  # Figure.get_suptitle needs matplotlib 3.8
+        lines = title_artist.get_text().count("\n") + 1 if title_artist is not None else 0
         head = (0.2 * lines + 0.15) if lines else 0.0
         fig.set_figheight(side + 0.3 + head)
         gs = fig.add_gridspec(1, 4, width_ratios=[side, 0.12, 0.75, 2.4], wspace=0.05,
@@ -287,7 +291,7 @@ def plot_cosine(df: pd.DataFrame, title: str | None = None):
         bx.tick_params(axis="y", labelleft=False)
         bx.set_ylim(n - 0.5, -0.5)
         bx.grid(axis="y", visible=False)
-        handles = [Line2D([], [], color="black", lw=1.3, label="k (parallel)"),
+        handles: list[Artist] = [Line2D([], [], color="black", lw=1.3, label="k (parallel)"),
                    Line2D([], [], color="black", lw=1.3, ls=":", label=r"$\sqrt{k}$ (orthogonal)")]
         handles += [plt.Rectangle((0, 0), 1, 1, color=colors[int(kk)], label=f"{kk} path{'s' if kk > 1 else ''}")
                     for kk in sorted(set(k.tolist()))]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from rankbench.figures.registry import register_figure
 from rankbench.figures.style import (CALIB_LABELS, CALIB_ORDER, figure_style, level_colors, suptitle, variant_label,
                                      wrap_label)
 from rankbench.metrics import kendall_tau
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 __all__ = ["compute_rank_agreement", "plot_rank_agreement", "report_references", "report_intervals",
            "compute_training_curves", "summarize_training_curves", "plot_training_curves"]
@@ -276,7 +279,7 @@ def plot_training_curves(df: pd.DataFrame, title: str | None = None):
         axes[1].set_title("accuracy (sampled subnets, augmented data)")
         axes[2].set_title("schedule")
         if len(colors) > 1 or df["run"].nunique() > 1:
-            handles = [Line2D([], [], color=c, lw=1.6, label=wrap_label(g)) for g, c in colors.items()]
+            handles: list[Artist] = [Line2D([], [], color=c, lw=1.6, label=wrap_label(g)) for g, c in colors.items()]
             if banded:
                 handles.append(Patch(color="grey", alpha=0.3, label=wrap_label("± 1 sd over a group's runs "
                                                                                "(line: their mean)")))

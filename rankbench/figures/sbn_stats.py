@@ -124,7 +124,8 @@ def _subset_size(key: str) -> int:
 
 def shadow_bn_sites(net) -> list[tuple[str, int, list[tuple[str, int, object]]]]:
     """Every shadow-BN site of ``net``: (module name, cell index or -1, [(bn name, k, bn)])."""
-    sites, found = [], []
+    sites: list[tuple[str, int, list[tuple[str, int, object]]]] = []
+    found: list[str] = []
     for name, module in net.named_modules():
         if any(name.startswith(f + ".") for f in found):
             continue

@@ -10,7 +10,7 @@ import contextlib
 import os
 import textwrap
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import matplotlib
 
@@ -21,6 +21,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rankbench._io import atomic_path  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "CALIB_ORDER", "CALIB_LABELS", "variant_color", "variant_label", "order_variants", "shade",
@@ -103,7 +106,7 @@ def path_colors(m: int = 4) -> dict[int, tuple]:
     return level_colors(range(1, m + 1))
 
 
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,

@@ -349,19 +349,19 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
             w.write_cells(hashes[order], np.frombuffer(c_params, np.int64)[order], nv[order],
                           adjacency[order], ops_codes[order])
             max_rep = 0
-            for e in epochs_present:
-                sel = np.flatnonzero(re == e)
+            for epoch in epochs_present:
+                sel = np.flatnonzero(re == epoch)
                 rows, reps = rc[sel], rep[sel]
                 n_rep = int(reps.max()) + 1
                 if n_rep > 127:
-                    raise CorruptRecordError(f"{n_rep} repeats of one cell at {e} epochs; NB101 has 3",
+                    raise CorruptRecordError(f"{n_rep} repeats of one cell at {epoch} epochs; NB101 has 3",
                                              path=src)
                 max_rep = max(max_rep, n_rep)
                 counts = np.bincount(rows, minlength=n_cells)
                 n_short = int((counts < NB101_REPEATS).sum())
                 if n_short:
-                    short[e] = n_short
-                w.write_epoch(e, counts, {})
+                    short[epoch] = n_short
+                w.write_epoch(epoch, counts, {})
                 src_rows = rec_order[sel]
                 for j, name in enumerate(FIELDS):
                     col = metrics[src_rows, j]
@@ -369,7 +369,7 @@ def import_tfrecord(src: str | os.PathLike, out: str | os.PathLike | None = None
                         continue  # per-field presence: absent from every record
                     values = np.full((n_cells, n_rep), np.nan)
                     values[rows, reps] = col
-                    w.write_field(e, name, values)
+                    w.write_field(epoch, name, values)
                     del values
             w.finish(
                 is_sample=False,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import h5py
 import numpy as np
@@ -169,7 +169,7 @@ def _lower_and_high(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     width = a.dtype.itemsize
     u8 = a.view(np.uint8).reshape(-1, width)
     head = u8[:, :32] | 0x20  # 'A'-'F' -> 'a'-'f'; digits unchanged
-    too_long = u8[:, 32:].any(axis=1) if width > 32 else np.zeros(len(u8), bool)
+    too_long = cast(np.ndarray, u8[:, 32:].any(axis=1)) if width > 32 else np.zeros(len(u8), bool)
     h16 = head[:, :16]
     nib = (h16 & 0x0F) + 9 * (h16 >> 6)
     packed = np.ascontiguousarray((nib[:, 0::2] << 4) | (nib[:, 1::2] & 0x0F))
@@ -273,15 +273,16 @@ class NB101Store:
 
         Hashes match case-insensitively; vectorised (``np.searchsorted`` on the sorted index).
         """
+        names: np.ndarray | list[Any]
         if isinstance(items, np.ndarray) and items.dtype.kind in "SU":
-            q = items.ravel()
+            names = items.ravel()
         else:
             items = list(items)
-            q = items if all(type(x) is str for x in items) else [_as_hash(x) for x in items]
+            names = items if all(type(x) is str for x in items) else [_as_hash(x) for x in items]
         try:
-            q = np.asarray(q, dtype="S33")
+            q = np.asarray(names, dtype="S33")
         except UnicodeEncodeError:  # not ASCII, so not a hash: keep it unmatchable
-            q = np.asarray([str(x).encode("ascii", "replace") for x in q], dtype="S33")
+            q = np.asarray([str(x).encode("ascii", "replace") for x in names], dtype="S33")
         idx = self._index
         if q.size == 0 or idx.size == 0:
             return np.full(q.shape, -1, dtype=np.int64)

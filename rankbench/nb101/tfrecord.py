@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator, cast
 
 import google_crc32c
 
@@ -70,10 +70,11 @@ def encode_record(data: bytes) -> bytes:
 
 def write_records(path_or_file: str | os.PathLike | BinaryIO, records: Iterable[bytes]) -> int:
     """Write ``records`` as a TFRecord file; returns the number written."""
+    f: BinaryIO
     if hasattr(path_or_file, "write"):
-        f, close = path_or_file, False
+        f, close = cast(BinaryIO, path_or_file), False
     else:
-        f, close = open(path_or_file, "wb"), True
+        f, close = open(cast("str | os.PathLike", path_or_file), "wb"), True
     n = 0
     try:
         for data in records:
@@ -93,11 +94,12 @@ def read_records(path_or_file: str | os.PathLike | BinaryIO, *,
     Raises :class:`NotTFRecordError` when the first record's header is invalid (the file is
     something else), :class:`CorruptRecordError` on a later CRC mismatch or a truncated record.
     """
+    f: BinaryIO
     if hasattr(path_or_file, "read"):
-        f, close, path = path_or_file, False, getattr(path_or_file, "name", None)
+        f, close, path = cast(BinaryIO, path_or_file), False, getattr(path_or_file, "name", None)
     else:
         path = path_or_file
-        f, close = open(path_or_file, "rb", buffering=1 << 20), True
+        f, close = open(cast("str | os.PathLike", path_or_file), "rb", buffering=1 << 20), True
     try:
         size = None
         try:

@@ -22,17 +22,23 @@ image each, so ~3.4 GB for an evaluation batch of 500 with all 12 paths. Lower
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rankbench.scoring.calibrate import BNState, bns_of
+from rankbench.scoring.calibrate import BNState, bns_of, running_stats
 
 __all__ = ["supports_sharing", "score_group"]
 
 _BN = nn.modules.batchnorm._BatchNorm
+
+
+class _Sharing(Protocol):
+    """A network that names its shared modules (:func:`supports_sharing`)."""
+
+    def shared_modules(self, arch: Any) -> list[nn.Module]: ...
 
 
 def supports_sharing(net: nn.Module) -> bool:
@@ -46,29 +52,32 @@ class _Stats:
     __slots__ = ("tensors",)
 
     def __init__(self, bns: Sequence[_BN], *, reset: bool):
-        self.tensors = []
+        self.tensors: list[tuple[_BN, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         for b in bns:
+            running_mean, running_var = running_stats(b)
             if reset:
-                mean, var = torch.zeros_like(b.running_mean), torch.ones_like(b.running_var)
+                mean, var = torch.zeros_like(running_mean), torch.ones_like(running_var)
                 nbt = torch.zeros_like(b.num_batches_tracked) if b.num_batches_tracked is not None else None
             else:
-                mean, var = b.running_mean.clone(), b.running_var.clone()
+                mean, var = running_mean.clone(), running_var.clone()
                 nbt = b.num_batches_tracked.clone() if b.num_batches_tracked is not None else None
             self.tensors.append((b, mean, var, nbt))
 
     def load(self) -> None:
         for b, mean, var, nbt in self.tensors:
-            b.running_mean.copy_(mean)
-            b.running_var.copy_(var)
-            if nbt is not None:
-                b.num_batches_tracked.copy_(nbt)
+            running_mean, running_var = running_stats(b)
+            running_mean.copy_(mean)
+            running_var.copy_(var)
+            if nbt is not None:  # then b has num_batches_tracked
+                cast(torch.Tensor, b.num_batches_tracked).copy_(nbt)
 
     def save(self) -> None:
         for b, mean, var, nbt in self.tensors:
-            mean.copy_(b.running_mean)
-            var.copy_(b.running_var)
+            running_mean, running_var = running_stats(b)
+            mean.copy_(running_mean)
+            var.copy_(running_var)
             if nbt is not None:
-                nbt.copy_(b.num_batches_tracked)
+                nbt.copy_(cast(torch.Tensor, b.num_batches_tracked))
 
 
 @torch.no_grad()
@@ -112,7 +121,7 @@ def _calibrate_group(net: nn.Module, group: list, calib: Sequence[torch.Tensor],
     private: list[list[_BN]] = []  # per subnet: the BNs outside its shared modules
     shared: dict[int, _BN] = {}
     for s in group:
-        inside = {id(m) for mod in net.shared_modules(s) for m in mod.modules()}
+        inside = {id(m) for mod in cast(_Sharing, net).shared_modules(s) for m in mod.modules()}
         private.append([b for b in bns_of(net, s) if id(b) not in inside])
         shared.update((id(b), b) for b in bns_of(net, s) if id(b) in inside)
     if shared.keys() & {id(b) for bns in private for b in bns}:  # else the memo would be wrong

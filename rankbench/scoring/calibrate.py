@@ -14,12 +14,12 @@ candidate touched: no deep copy of the network, no reload from disk.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 from torch import nn
 
-__all__ = ["calibrate_bn", "bns_of", "BNState"]
+__all__ = ["calibrate_bn", "bns_of", "BNState", "running_stats"]
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -27,11 +27,20 @@ _BN = nn.modules.batchnorm._BatchNorm
 def bns_of(net: nn.Module, arch: Any = None) -> list[_BN]:
     """The BatchNorms ``arch`` uses (``net.used_bns(arch)``), or every BN of ``net`` when
     ``arch`` is None or ``net`` cannot tell. Only BNs that track running statistics."""
-    if arch is not None and hasattr(net, "used_bns"):
-        bns = list(net.used_bns(arch))
+    used_bns = getattr(net, "used_bns", None)
+    if arch is not None and used_bns is not None:
+        bns = list(used_bns(arch))
     else:
         bns = [m for m in net.modules() if isinstance(m, _BN)]
     return [b for b in bns if b.track_running_stats and b.running_mean is not None]
+
+
+def running_stats(b: _BN) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BN's running mean and variance (those :func:`bns_of` returns all have them)."""
+    mean, var = b.running_mean, b.running_var
+    if mean is None or var is None:  # the TypeError using None as a tensor would raise
+        raise TypeError(f"{type(b).__name__} keeps no running statistics (track_running_stats=False)")
+    return mean, var
 
 
 def _forward(net: nn.Module, x: torch.Tensor, arch: Any) -> torch.Tensor:
@@ -80,15 +89,16 @@ class BNState:
         self._saved: dict[int, tuple[_BN, torch.Tensor, torch.Tensor, torch.Tensor | None, Any]] = {}
         for b in bns_of(net):
             nbt = b.num_batches_tracked.detach().clone() if b.num_batches_tracked is not None else None
-            self._saved[id(b)] = (b, b.running_mean.detach().clone(), b.running_var.detach().clone(), nbt,
-                                  b.momentum)
+            mean, var = running_stats(b)
+            self._saved[id(b)] = (b, mean.detach().clone(), var.detach().clone(), nbt, b.momentum)
 
     def restore(self, bns: Iterable[_BN] | None = None) -> None:
         targets = self._saved.values() if bns is None else (self._saved[id(b)] for b in bns)
         with torch.no_grad():
             for b, mean, var, nbt, momentum in targets:
-                b.running_mean.copy_(mean)
-                b.running_var.copy_(var)
-                if nbt is not None:
-                    b.num_batches_tracked.copy_(nbt)
+                running_mean, running_var = running_stats(b)
+                running_mean.copy_(mean)
+                running_var.copy_(var)
+                if nbt is not None:  # then b has num_batches_tracked
+                    cast(torch.Tensor, b.num_batches_tracked).copy_(nbt)
                 b.momentum = momentum

@@ -382,7 +382,8 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
                                       batch_size=score_cfg.eval_batch_size)
             else:
                 s = group[0]
-                touched = calibrate_bn(net, s, calib, reset=proto.calib_reset) if calibrate else []
+                # calib is None exactly when not calibrate
+                touched = calibrate_bn(net, s, calib, reset=proto.calib_reset) if calib is not None else []
                 try:
                     results = [evaluate(net, s, images, labels, score_cfg.eval_batch_size)]
                 finally:
@@ -399,7 +400,7 @@ def _score_into(rows: dict, net: nn.Module, todo: Sequence, splits: Any, score_c
         if bar is not None:
             bar.close()
         if restore_format:
-            net.to(memory_format=torch.contiguous_format)
+            net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # not in torch's stub
         if cache is not None and new and not share and new % FLUSH_EVERY:
             _write_cache(cache, rows)
 
@@ -416,6 +417,6 @@ def _to_channels_last(net: nn.Module) -> bool:
     that converting back restores them exactly as they were)."""
     four_d = [p for p in list(net.parameters()) + list(net.buffers()) if p.dim() == 4]
     was_contiguous = all(p.is_contiguous() for p in four_d)
-    net.to(memory_format=torch.channels_last)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in torch's stub
     return was_contiguous
 

@@ -126,14 +126,6 @@ class SpaceMixin:
 
     def check(self, arch: Any | Sequence[Any]) -> None:
         """Raise ValueError unless ``arch`` (or each of a per-cell list) is in this space."""
-        for a in arch if isinstance(arch, (list, tuple)) else [arch]:
+        archs: Sequence[Any] = arch if isinstance(arch, (list, tuple)) else [arch]
+        for a in archs:
             self.arch_from_name(a.name)  # type: ignore[attr-defined]
-
-
-def __getattr__(name: str):
-    # compatibility: ``Subnet`` lived here before it moved to rankbench.spaces.s4
-    if name == "Subnet":
-        from rankbench.spaces.s4 import Subnet
-
-        return Subnet
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

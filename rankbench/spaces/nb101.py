@@ -43,14 +43,14 @@ import itertools
 import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from rankbench.nb101.spec import (CONV1X1, CONV3X3, INPUT, MAX_EDGES, MAX_VERTICES, MAXPOOL3X3, OUTPUT,
                                   InvalidSpecError, ModelSpec)
 from rankbench.spaces import register_space
-from rankbench.spaces.base import Scalar, SpaceMixin
+from rankbench.spaces.base import Scalar, SearchSpace, SpaceMixin
 
 __all__ = ["NB101Arch", "NB101Space", "OP_CHAR", "canonical_name", "count_cells", "labelled_cell_counts",
            "survey", "Survey", "canonical_cells", "draw_cell", "propose_cell", "NUM_CELLS"]
@@ -381,7 +381,7 @@ class NB101Space(SpaceMixin):
         return {}
 
     @classmethod
-    def from_config(cls, cfg) -> "NB101Space":
+    def from_config(cls, cfg) -> SearchSpace:
         """The space of a RunConfig: its ``[space]`` settings, and candidates from the store
         ``truth.store`` names (``""``: :func:`rankbench.nb101.open`'s search)."""
         from rankbench.spaces import create_space
@@ -439,7 +439,7 @@ class NB101Space(SpaceMixin):
         if not len(hashes):
             raise ValueError(f"the NB101 store {store.path} holds no cell specs, so no nb101 candidates; "
                              f"import one with specs (rankbench data import)")
-        rows = range(len(hashes))
+        rows: Sequence[int] = range(len(hashes))
         if n and n < len(hashes):
             rows = sorted(random.Random(seed).sample(range(len(hashes)), n))
         out = []

@@ -11,7 +11,7 @@ import itertools
 import random
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 
@@ -88,10 +88,11 @@ class Subnet:
         n = 7
         matrix = np.zeros((n, n), dtype=np.int8)
         ops = [INPUT] + [CONV3X3] * 4 + [CONV1X1, OUTPUT]
-        for i in self.active:
-            matrix[0, i + 1] = 1
-            matrix[i + 1, 5] = 1
-            ops[i + 1] = self.ops[i]
+        for i, op in enumerate(self.ops):  # the active nodes
+            if op is not None:
+                matrix[0, i + 1] = 1
+                matrix[i + 1, 5] = 1
+                ops[i + 1] = op
         matrix[5, 6] = 1
         return ModelSpec(matrix, ops)
 
@@ -193,6 +194,6 @@ class S4Space(SpaceMixin):
             raise ValueError(f"this NB101 cell is not in {self!r} (hash {spec.hash})") from None
 
     def check(self, subnet: Subnet | Sequence[Subnet]) -> None:
-        for s in subnet if isinstance(subnet, (list, tuple)) else [subnet]:
+        for s in subnet if isinstance(subnet, (list, tuple)) else [cast(Subnet, subnet)]:
             if s.m != self.m:
                 raise ValueError(f"subnet {s.name!r} has {s.m} choice nodes; this space has m={self.m}")

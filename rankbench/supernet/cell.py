@@ -21,19 +21,33 @@ registers a cell that only that variant uses (SPOS; ``norm`` is then None). A ce
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, cast
 
 from torch import Tensor, nn
 
 from rankbench.supernet.norms import NormFactory, resolve_norm
 from rankbench.supernet.ops import Conv1x1, PathBlock, make_op, op_key, projection
 
-__all__ = ["register_cell", "get_cell", "cell_spaces", "CellFactory", "MixPathCell", "SPOSCell", "run_memo"]
+if TYPE_CHECKING:
+    from rankbench.spaces.s4 import S4Space, Subnet
+
+__all__ = ["register_cell", "get_cell", "cell_spaces", "CellFactory", "SupernetCell", "MixPathCell", "SPOSCell",
+           "run_memo"]
 
 #: ``factory(space, in_channels, channels, *, norm, bn_momentum) -> cell module``
 CellFactory = Callable[..., nn.Module]
 
 _CELLS: dict[tuple[str, str | None], CellFactory] = {}
+
+
+class SupernetCell(Protocol):
+    """What a registered cell module provides (the module docstring's contract)."""
+
+    def __call__(self, x: Tensor, arch: Any, memo: dict | None = None) -> Tensor: ...
+
+    def input_modules(self, arch: Any) -> list[nn.Module]: ...
+
+    def used_modules(self, arch: Any) -> list[nn.Module]: ...
 
 
 def register_cell(space: str, *, variant: str | None = None) -> Callable[[CellFactory], CellFactory]:
@@ -83,36 +97,39 @@ class MixPathCell(nn.Module):
 
     def path(self, node: int, op: str) -> nn.Module:
         """Projection + op of choice node ``node`` (0-based) running ``op``."""
-        return self.paths[node][op_key(op)]
+        return cast(nn.ModuleDict, self.paths[node])[op_key(op)]
 
     @staticmethod
-    def _active(subnet) -> tuple[int, ...]:
+    def _active(subnet: Subnet) -> tuple[int, ...]:
         return tuple(i + 1 for i in subnet.active)
 
-    def aggregate(self, x: Tensor, subnet, memo: dict | None = None) -> Tensor:
+    def aggregate(self, x: Tensor, subnet: Subnet, memo: dict | None = None) -> Tensor:
         """Node 5's input: the sum of the active paths' outputs."""
-        out = None
+        out: Tensor | None = None
         for path in self.input_modules(subnet):
             y = run_memo(path, x, memo)
             out = y if out is None else out + y
+        if out is None:
+            raise ValueError("a subnet needs at least one active path")
         return out
 
-    def forward(self, x: Tensor, subnet, memo: dict | None = None) -> Tensor:
+    def forward(self, x: Tensor, subnet: Subnet, memo: dict | None = None) -> Tensor:
         return self.relu(self.norm(self.node5(self.aggregate(x, subnet, memo)), self._active(subnet)))
 
-    def input_modules(self, subnet) -> list[nn.Module]:
+    def input_modules(self, subnet: Subnet) -> list[nn.Module]:
         """The modules of ``subnet`` that read only the cell input: its active paths, in order."""
-        return [self.paths[i][op_key(subnet.ops[i])] for i in subnet.active]
+        return [self.path(i, cast(str, subnet.ops[i])) for i in subnet.active]  # active: ops[i] is set
 
-    def used_modules(self, subnet) -> list[nn.Module]:
+    def used_modules(self, subnet: Subnet) -> list[nn.Module]:
         return self.input_modules(subnet) + [self.node5] + list(self.norm.bns(self._active(subnet)))
 
-    def used_bns(self, subnet) -> list[nn.BatchNorm2d]:
+    def used_bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
         return _bns(self.used_modules(subnet))
 
 
 @register_cell("s4")
-def _s4_cell(space, in_channels: int, channels: int, *, norm: NormFactory, bn_momentum: float = 0.1) -> MixPathCell:
+def _s4_cell(space: S4Space, in_channels: int, channels: int, *, norm: NormFactory,
+             bn_momentum: float = 0.1) -> MixPathCell:
     return MixPathCell(in_channels, channels, space.m, space.ops, norm=norm, bn_momentum=bn_momentum)
 
 
@@ -146,9 +163,9 @@ class SPOSCell(nn.Module):
     only by which node holds which op are the same network, so they share one candidate.
     """
 
-    def __init__(self, in_channels: int, channels: int, subnets: Sequence[Any], bn_momentum: float = 0.1):
+    def __init__(self, in_channels: int, channels: int, subnets: Sequence[Subnet], bn_momentum: float = 0.1):
         super().__init__()
-        classes: dict[str, list[Any]] = {}
+        classes: dict[str, list[Subnet]] = {}
         for s in subnets:
             classes.setdefault(s.hash, []).append(s)
         self._candidate_of: dict[str, str] = {}
@@ -159,28 +176,29 @@ class SPOSCell(nn.Module):
             self._candidate_of[h] = key
         self.candidates = nn.ModuleDict(cands)
 
-    def candidate(self, subnet) -> _StandaloneCell:
+    def candidate(self, subnet: Subnet) -> _StandaloneCell:
         try:
-            return self.candidates[self._candidate_of[subnet.hash]]
+            return cast(_StandaloneCell, self.candidates[self._candidate_of[subnet.hash]])
         except KeyError:
             raise ValueError(f"subnet {subnet.name!r} is not in this SPOS supernet's space") from None
 
-    def forward(self, x: Tensor, subnet, memo: dict | None = None) -> Tensor:
+    def forward(self, x: Tensor, subnet: Subnet, memo: dict | None = None) -> Tensor:
         return run_memo(self.candidate(subnet), x, memo)
 
-    def input_modules(self, subnet) -> list[nn.Module]:
+    def input_modules(self, subnet: Subnet) -> list[nn.Module]:
         """The whole candidate reads only the cell input."""
         return [self.candidate(subnet)]
 
-    def used_modules(self, subnet) -> list[nn.Module]:
+    def used_modules(self, subnet: Subnet) -> list[nn.Module]:
         return [self.candidate(subnet)]
 
-    def used_bns(self, subnet) -> list[nn.BatchNorm2d]:
+    def used_bns(self, subnet: Subnet) -> list[nn.BatchNorm2d]:
         return _bns(self.used_modules(subnet))
 
 
 @register_cell("s4", variant="spos")
-def _s4_spos_cell(space, in_channels: int, channels: int, *, norm: None = None, bn_momentum: float = 0.1) -> SPOSCell:
+def _s4_spos_cell(space: S4Space, in_channels: int, channels: int, *, norm: None = None,
+                  bn_momentum: float = 0.1) -> SPOSCell:
     return SPOSCell(in_channels, channels, space.candidates(), bn_momentum=bn_momentum)
 
 
@@ -196,10 +214,11 @@ def run_memo(module: nn.Module, x: Tensor, memo: dict | None) -> Tensor:
 
 
 def _bns(mods: Sequence[nn.Module]) -> list[nn.BatchNorm2d]:
-    out, seen = [], set()
+    out: list[nn.BatchNorm2d] = []
+    seen: set[int] = set()
     for mod in mods:
         for m in mod.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in seen:
                 seen.add(id(m))
-                out.append(m)
+                out.append(cast(nn.BatchNorm2d, m))  # the cells' norms are all 2-d
     return out

@@ -62,7 +62,7 @@ networks of the 1,030 cells with a spec in the bundled data have 0.36M-49.1M wei
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +73,10 @@ from rankbench.nb101.spec import CONV1X1, CONV3X3, MAXPOOL3X3
 from rankbench.supernet.cell import _bns, register_cell, run_memo
 from rankbench.supernet.norms import NormFactory, ScaledBN, resolve_norm
 from rankbench.supernet.ops import op_key, projection
+
+if TYPE_CHECKING:
+    from rankbench.spaces.base import Arch, SearchSpace
+    from rankbench.supernet.network import Supernet
 
 __all__ = ["NB101SupernetCell", "SlicedConv2d", "SlicedBatchNorm2d", "VertexConv", "NUM_INTERIOR", "PLAN_CACHE",
            "to_nb101_network"]
@@ -122,7 +126,10 @@ class SlicedBatchNorm2d(nn.BatchNorm2d):
             use_batch, factor, self.eps)
 
 
-def _sliceable(module: nn.Module) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _sliceable(module: _M) -> _M:
     """``module`` with every plain ``nn.BatchNorm2d`` inside replaced by a
     :class:`SlicedBatchNorm2d` of the same settings (the injected norms build plain ones)."""
     for parent in list(module.modules()):
@@ -188,13 +195,17 @@ class NB101SupernetCell(nn.Module):
             for v in range(1, NUM_INTERIOR + 1))
         self.pool = nn.MaxPool2d(3, stride=1, padding=1)
         self.divide = _divides_by_fan_in(norm)
-        self._plans: dict[Any, _Plan] = {}
+        self._plans: dict[Arch, _Plan] = {}
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, channels={self.channels}, divide_by_fan_in={self.divide}"
 
+    def _conv(self, v: int, op: str) -> VertexConv:
+        """The conv op ``op`` of interior vertex ``v`` (1-based)."""
+        return cast(VertexConv, cast(nn.ModuleDict, self.vertices[v - 1])[op_key(op)])
+
     # -- the arch's cell ---------------------------------------------------------------------
-    def plan(self, arch) -> _Plan:
+    def plan(self, arch: Arch) -> _Plan:
         """Which vertices run which op at which width, fed by what (cached for the last
         :data:`PLAN_CACHE` archs: training visits far more of the 423,624 cells)."""
         p = self._plans.get(arch)
@@ -204,7 +215,7 @@ class NB101SupernetCell(nn.Module):
             p = self._plans[arch] = self._make_plan(arch)
         return p
 
-    def _make_plan(self, arch) -> _Plan:
+    def _make_plan(self, arch: Arch) -> _Plan:
         spec = arch.spec
         m = spec.matrix
         n = spec.num_vertices
@@ -221,7 +232,7 @@ class NB101SupernetCell(nn.Module):
         return _Plan(tuple(out), bool(m[0, n - 1]))
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, x: Tensor, arch, memo: dict | None = None) -> Tensor:
+    def forward(self, x: Tensor, arch: Arch, memo: dict | None = None) -> Tensor:
         plan = self.plan(arch)
         outs: dict[int, Tensor] = {}
         concat = []
@@ -237,7 +248,7 @@ class NB101SupernetCell(nn.Module):
             if vx.op == MAXPOOL3X3:
                 y = self.pool(s / len(terms) if self.divide and len(terms) > 1 else s)
             else:
-                y = self.vertices[vx.v - 1][op_key(vx.op)](s, vx.active)
+                y = self._conv(vx.v, vx.op)(s, vx.active)
             outs[vx.v] = y
             if vx.to_output:
                 concat.append(y)
@@ -249,32 +260,33 @@ class NB101SupernetCell(nn.Module):
         return y
 
     # -- what an arch uses ---------------------------------------------------------------------
-    def input_modules(self, arch) -> list[nn.Module]:
+    def input_modules(self, arch: Arch) -> list[nn.Module]:
         """The projections the arch uses (they read only the cell input), in order."""
         plan = self.plan(arch)
         mods = [self.proj[vx.v - 1] for vx in plan.vertices if vx.from_input]
         return mods + ([self.out_proj] if plan.input_to_output else [])
 
-    def used_modules(self, arch) -> list[nn.Module]:
+    def used_modules(self, arch: Arch) -> list[nn.Module]:
         """Projections, the convs of conv vertices and the one BN each uses."""
         mods = self.input_modules(arch)
         for vx in self.plan(arch).vertices:
             if vx.op != MAXPOOL3X3:
-                block = self.vertices[vx.v - 1][op_key(vx.op)]
+                block = self._conv(vx.v, vx.op)
                 mods.append(block.conv)
                 mods.extend(block.norm.bns(vx.active))
         return mods
 
-    def used_bns(self, arch) -> list[nn.BatchNorm2d]:
+    def used_bns(self, arch: Arch) -> list[nn.BatchNorm2d]:
         return _bns(self.used_modules(arch))
 
-    def used_slices(self, arch) -> list[tuple[nn.Parameter, tuple[slice, ...]]]:
+    def used_slices(self, arch: Arch) -> list[tuple[Tensor, tuple[slice, ...]]]:
         """(parameter, the slice of it the arch uses) for every weight the arch uses."""
-        out: list[tuple[nn.Parameter, tuple[slice, ...]]] = []
+        out: list[tuple[Tensor, tuple[slice, ...]]] = []
         plan = self.plan(arch)
 
         def conv_bn_relu(block: nn.Module, c: int) -> None:
-            conv, bn = block[0], block[1]
+            seq = cast(nn.Sequential, block)
+            conv, bn = cast(nn.Conv2d, seq[0]), cast(nn.BatchNorm2d, seq[1])
             out.extend([(conv.weight, (slice(0, c),)), (bn.weight, (slice(0, c),)), (bn.bias, (slice(0, c),))])
 
         for vx in plan.vertices:
@@ -285,14 +297,14 @@ class NB101SupernetCell(nn.Module):
         for vx in plan.vertices:
             if vx.op == MAXPOOL3X3:
                 continue
-            block = self.vertices[vx.v - 1][op_key(vx.op)]
+            block = self._conv(vx.v, vx.op)
             c = slice(0, vx.channels)
             out.append((block.conv.weight, (c, c)))
             for bn in block.norm.bns(vx.active):
                 out.extend([(bn.weight, (c,)), (bn.bias, (c,))])
         return out
 
-    def param_count(self, arch) -> int:
+    def param_count(self, arch: Arch) -> int:
         """Weights the arch uses, counted on the slices (:meth:`used_slices`; NB101's
         ``trainable_parameters`` of the cell when the network has NB101's widths)."""
         plan, cin = self.plan(arch), self.in_channels
@@ -302,7 +314,7 @@ class NB101SupernetCell(nn.Module):
             if vx.from_input:
                 n += (cin + 2) * c
             if vx.op != MAXPOOL3X3:
-                bns = self.vertices[vx.v - 1][op_key(vx.op)].norm.bns(vx.active)
+                bns = self._conv(vx.v, vx.op).norm.bns(vx.active)
                 n += _KERNEL[vx.op] ** 2 * c * c + sum(2 * c for bn in bns if bn.affine)
         return n
 
@@ -312,42 +324,45 @@ def _truncate(x: Tensor, channels: int) -> Tensor:
 
 
 @register_cell("nb101")
-def _nb101_cell(space, in_channels: int, channels: int, *, norm: NormFactory,
+def _nb101_cell(space: SearchSpace, in_channels: int, channels: int, *, norm: NormFactory,
                 bn_momentum: float = 0.1) -> NB101SupernetCell:
     return NB101SupernetCell(in_channels, channels, norm=norm, bn_momentum=bn_momentum)
 
 
 @torch.no_grad()
-def to_nb101_network(net: nn.Module, arch) -> nn.Module:
+def to_nb101_network(net: "Supernet", arch: "Arch") -> nn.Module:
     """nasbench-pytorch's stand-alone ``Network`` for ``arch`` (one arch for every cell) with
     the weights, BN statistics and momentum the supernet ``net`` holds for it: the sliced
     shared weights copied into NB101's own layers (for checks, or to fine-tune an arch)."""
     from rankbench.nb101.network import build_network
 
+    stem_conv = cast(nn.Conv2d, net.stem[0])
     stacks = len(net._downsample_before) + 1
-    bn0 = net.stem[1]
-    out = build_network(arch.spec, stem_channels=net.stem[0].out_channels, num_stacks=stacks,
-                        cells_per_stack=net.num_cells // stacks, num_classes=net.classifier.out_features,
-                        momentum=bn0.momentum if bn0.momentum is not None else 0.1, eps=bn0.eps)
-    out = out.to(device=net.stem[0].weight.device, dtype=net.stem[0].weight.dtype)
+    bn0 = cast(nn.BatchNorm2d, net.stem[1])
+    # nasbench-pytorch's Network: untyped, its layers are read by name below
+    out: Any = build_network(arch.spec, stem_channels=stem_conv.out_channels, num_stacks=stacks,
+                             cells_per_stack=net.num_cells // stacks, num_classes=net.classifier.out_features,
+                             momentum=bn0.momentum if bn0.momentum is not None else 0.1, eps=bn0.eps)
+    out = out.to(device=stem_conv.weight.device, dtype=stem_conv.weight.dtype)
 
     def conv(dst: nn.Conv2d, src: Tensor) -> None:
         dst.weight.copy_(src)
 
     def bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, c: int) -> None:
-        dst.weight.copy_(src.weight[:c])
-        dst.bias.copy_(src.bias[:c])
-        dst.running_mean.copy_(src.running_mean[:c])
-        dst.running_var.copy_(src.running_var[:c])
-        dst.num_batches_tracked.copy_(src.num_batches_tracked)
+        _present(dst.weight).copy_(_present(src.weight)[:c])
+        _present(dst.bias).copy_(_present(src.bias)[:c])
+        _present(dst.running_mean).copy_(_present(src.running_mean)[:c])
+        _present(dst.running_var).copy_(_present(src.running_var)[:c])
+        _present(dst.num_batches_tracked).copy_(_present(src.num_batches_tracked))
 
-    def conv_bn_relu(dst: nn.Module, src: nn.Sequential, c: int) -> None:
-        conv(dst.conv_bn_relu[0], src[0].weight[:c])
-        bn(dst.conv_bn_relu[1], src[1], c)
+    def conv_bn_relu(dst: Any, src: nn.Module, c: int) -> None:
+        seq = cast(nn.Sequential, src)
+        conv(dst.conv_bn_relu[0], cast(nn.Conv2d, seq[0]).weight[:c])
+        bn(dst.conv_bn_relu[1], cast(nn.BatchNorm2d, seq[1]), c)
 
-    conv_bn_relu(out.layers[0], net.stem, net.stem[0].out_channels)
+    conv_bn_relu(out.layers[0], net.stem, stem_conv.out_channels)
     nb_cells = [out.layers[i] for i in sorted(out.cell_indices)]
-    for cell, nb_cell in zip(net.cells, nb_cells):
+    for cell, nb_cell in zip(cast("Sequence[NB101SupernetCell]", net.cells), nb_cells):
         plan = cell.plan(arch)
         n = len(plan.vertices) + 2
         for vx in plan.vertices:
@@ -355,7 +370,7 @@ def to_nb101_network(net: nn.Module, arch) -> nn.Module:
             if vx.from_input:
                 conv_bn_relu(nb_cell.input_op[vx.v], cell.proj[vx.v - 1], c)
             if vx.op != MAXPOOL3X3:
-                block = cell.vertices[vx.v - 1][op_key(vx.op)]
+                block = cell._conv(vx.v, vx.op)
                 dst = nb_cell.vertex_op[vx.v]
                 dst = (dst.conv3x3 if vx.op == CONV3X3 else dst.conv1x1).conv_bn_relu
                 conv(dst[0], block.conv.weight[:c, :c])
@@ -366,3 +381,10 @@ def to_nb101_network(net: nn.Module, arch) -> nn.Module:
     out.classifier.weight.copy_(net.classifier.weight)
     out.classifier.bias.copy_(net.classifier.bias)
     return out
+
+
+def _present(t: Tensor | None) -> Tensor:
+    """``t``, which an affine BN with running statistics (every BN here) has."""
+    if t is None:  # the TypeError indexing or copying None would raise
+        raise TypeError("a BatchNorm without affine parameters or running statistics")
+    return t

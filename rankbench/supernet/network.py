@@ -6,12 +6,12 @@ and an architecture is passed through to the cells untouched.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, cast
 
 from torch import Tensor, nn
 
-from rankbench.spaces.base import Arch
-from rankbench.supernet.cell import _bns, run_memo
+from rankbench.spaces.base import Arch, SearchSpace
+from rankbench.supernet.cell import SupernetCell, _bns, run_memo
 from rankbench.supernet.ops import Classifier, ConvBnRelu
 
 __all__ = ["Supernet", "NetArch"]
@@ -34,8 +34,9 @@ class Supernet(nn.Module):
     passes, as long as those modules' mode and BN statistics do not change in between.
     """
 
-    def __init__(self, space, variant: str, make_cell: Callable[[int, int], nn.Module], *, width: int = 128,
-                 stacks: int = 3, cells_per_stack: int = 3, num_classes: int = 10, bn_momentum: float = 0.1):
+    def __init__(self, space: SearchSpace, variant: str, make_cell: Callable[[int, int], nn.Module], *,
+                 width: int = 128, stacks: int = 3, cells_per_stack: int = 3, num_classes: int = 10,
+                 bn_momentum: float = 0.1):
         super().__init__()
         if width < 1 or stacks < 1 or cells_per_stack < 1:
             raise ValueError(f"width, stacks and cells_per_stack must be positive, got {width}, {stacks}, "
@@ -61,6 +62,11 @@ class Supernet(nn.Module):
     def num_cells(self) -> int:
         return len(self.cells)
 
+    @property
+    def _cells(self) -> Sequence[SupernetCell]:
+        """``cells``, typed as the cells they are."""
+        return cast("Sequence[SupernetCell]", self.cells)
+
     def _init_weights(self) -> None:
         # as NB101 / nasbench-pytorch: He-normal convs, N(0, 0.01) classifier, BN 1/0
         for m in self.modules():
@@ -76,7 +82,7 @@ class Supernet(nn.Module):
 
     def _per_cell(self, arch: NetArch) -> Sequence[Arch]:
         if not isinstance(arch, (list, tuple)):
-            return [arch] * self.num_cells
+            return [cast(Arch, arch)] * self.num_cells
         if len(arch) != self.num_cells:
             raise ValueError(f"got {len(arch)} archs for {self.num_cells} cells; give one, or one per cell")
         return arch
@@ -95,7 +101,7 @@ class Supernet(nn.Module):
     # -- what a subnet uses ------------------------------------------------------------------
     def used_modules(self, arch: NetArch) -> list[nn.Module]:
         mods: list[nn.Module] = [self.stem]
-        for cell, sub in zip(self.cells, self._per_cell(arch)):
+        for cell, sub in zip(self._cells, self._per_cell(arch)):
             mods.extend(cell.used_modules(sub))
         mods.append(self.classifier)
         return mods
@@ -103,7 +109,8 @@ class Supernet(nn.Module):
     def shared_modules(self, arch: NetArch) -> list[nn.Module]:
         """The modules of ``arch`` whose output depends on the input batch only, not on the
         rest of the architecture: the stem and the first cell's ``input_modules``."""
-        return [self.stem] + list(self.cells[0].input_modules(self._per_cell(arch)[0]))
+        mods: list[nn.Module] = [self.stem]
+        return mods + list(self._cells[0].input_modules(self._per_cell(arch)[0]))
 
     def used_parameters(self, arch: NetArch) -> Iterator[tuple[str, nn.Parameter]]:
         """(name, parameter) of every weight ``arch`` uses, each once."""
@@ -129,7 +136,7 @@ class Supernet(nn.Module):
         if arch is None:
             return sum(p.numel() for p in self.parameters())
         total = _numel([self.stem, self.classifier])
-        for cell, a in zip(self.cells, self._per_cell(arch)):
+        for cell, a in zip(self._cells, self._per_cell(arch)):
             count = getattr(cell, "param_count", None)
             total += int(count(a)) if count is not None else _numel(cell.used_modules(a))
         return total

@@ -14,7 +14,7 @@ fan-in, vanilla BN ignores it. ``NORMS.get(name)`` is the ``norm=`` factory cell
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 from torch import Tensor, nn
 
@@ -26,7 +26,7 @@ __all__ = ["NORMS", "NormFactory", "VanillaBN", "LinearShadowBN", "ExponentialSh
 NORMS: Registry = Registry("normalisation")
 
 #: ``factory(channels, inputs, bn_momentum=...) -> norm module``
-NormFactory = Callable[..., nn.Module]
+NormFactory = Callable[..., "_Norm"]
 
 
 def resolve_norm(norm: str | NormFactory) -> NormFactory:
@@ -42,11 +42,17 @@ def subset_key(active: Sequence[int]) -> str:
 
 
 class _Norm(nn.Module):
+    """A norm: ``forward(x, active)`` normalises a sum of the ``active`` inputs."""
+
     def __init__(self, channels: int, inputs: Sequence[int], bn_momentum: float = 0.1):
         super().__init__()
         self.inputs = tuple(inputs)
         if not self.inputs or len(set(self.inputs)) != len(self.inputs):
             raise ValueError(f"a norm needs distinct input ids, got {inputs!r}")
+
+    def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
+        """The BatchNorms a pass summing ``active`` goes through (every norm says)."""
+        raise NotImplementedError
 
 
 @NORMS.register("bn")
@@ -76,7 +82,7 @@ class LinearShadowBN(_Norm):
         return self.sbn[len(active) - 1](x)
 
     def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
-        return [self.sbn[len(active) - 1]]
+        return [cast(nn.BatchNorm2d, self.sbn[len(active) - 1])]
 
 
 @NORMS.register("esbn")
@@ -93,7 +99,7 @@ class ExponentialShadowBN(_Norm):
         return self.sbn[subset_key(active)](x)
 
     def bns(self, active: Sequence[int]) -> list[nn.BatchNorm2d]:
-        return [self.sbn[subset_key(active)]]
+        return [cast(nn.BatchNorm2d, self.sbn[subset_key(active)])]
 
 
 @NORMS.register("scale")

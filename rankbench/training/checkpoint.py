@@ -85,10 +85,13 @@ def _tuples(x: Any) -> Any:
 
 
 def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, *, position: dict[str, Any],
-                     sampler_rng: random.Random, fingerprint: str) -> dict[str, Any]:
+                     sampler_rng: random.Random, fingerprint: str, sampler: Any = None) -> dict[str, Any]:
     """Everything needed to continue exactly: weights, optimizer (momentum), scheduler,
-    position (epochs done, steps into the next, epoch accumulators, log) and RNG states."""
-    return {
+    position (epochs done, steps into the next, epoch accumulators, log), RNG states, and the
+    training sampler's own state when it keeps one (``state_dict()``: FairNAS's position in its
+    group of steps)."""
+    extra = {"sampler_state": sampler.state_dict()} if hasattr(sampler, "state_dict") else {}
+    return {**extra,
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint,
         "model": unwrap(model).state_dict(),
@@ -101,8 +104,9 @@ def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, schedul
 
 
 def restore_checkpoint(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                       sampler_rng: random.Random) -> dict[str, Any]:
-    """Load a :func:`checkpoint_state` into live objects; returns its position dict."""
+                       sampler_rng: random.Random, sampler: Any = None) -> dict[str, Any]:
+    """Load a :func:`checkpoint_state` into live objects (the sampler's state too, when it
+    keeps one and the checkpoint holds it); returns its position dict."""
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}; "
                          f"it was written by another rankbench version")
@@ -110,6 +114,8 @@ def restore_checkpoint(state: dict[str, Any], model: nn.Module, optimizer: torch
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     _set_rng_states(state["rng"], sampler_rng)
+    if "sampler_state" in state and hasattr(sampler, "load_state_dict"):
+        sampler.load_state_dict(state["sampler_state"])
     return state["position"]
 
 

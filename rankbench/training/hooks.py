@@ -13,7 +13,9 @@ list order at these events (every method is a no-op by default):
   scheduler has stepped), ``row`` is its train_log.csv row;
 - ``on_interrupt(loop)``: a KeyboardInterrupt stopped the loop; ``loop.safe`` says whether
   it came at a consistent point;
-- ``on_end(loop, summary)``: finished; the final weights and train_done.json are written;
+- ``on_end(loop, summary)``: finished (``summary``: what train_done.json holds); the final
+  weights and train_done.json are written by :class:`FinalWeights`, which
+  :func:`standard_hooks` puts before every hook that may read them;
 - ``close(loop)``: always, last.
 
 What a hook sees is :class:`rankbench.training.loop.Loop`. Under DDP every rank runs every
@@ -33,7 +35,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import torch
+
 from rankbench import distributed
+from rankbench._io import atomic_path, write_json
 from rankbench.rundir import RunDir
 from rankbench.training.checkpoint import checkpoint_state, save_checkpoint, weights_finite
 from rankbench.training.csvlog import write_log
@@ -42,8 +47,7 @@ if TYPE_CHECKING:
     from rankbench.training.loop import Loop
 
 __all__ = ["standard_hooks", "Hook", "Synced", "TrainingDivergedError", "DivergenceGuard", "Progress", "CsvLog",
-           "Checkpointer",
-           "Callbacks", "Interrupts"]
+           "Checkpointer", "FinalWeights", "Callbacks", "Interrupts"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -231,9 +235,28 @@ class Checkpointer(Hook):
         if loop.main:
             save_checkpoint(loop.ckpt_path, checkpoint_state(
                 loop.base, loop.optimizer, loop.scheduler, position=loop.position_dict(),
-                sampler_rng=loop.sampler_rng, fingerprint=loop.fingerprint))
+                sampler_rng=loop.sampler_rng, fingerprint=loop.fingerprint, sampler=loop.arch_sampler))
         distributed.barrier()
         self._last = time.monotonic()
+
+
+class FinalWeights(Hook):
+    """The final weights (``run_dir/<name>``, a state dict on CPU) and then ``train_done.json``
+    (the summary, with ``"weights": name``), both atomic, rank 0 only; every rank returns once
+    they exist. Without this hook a training writes neither (a caller keeping the weights
+    itself), and :func:`~rankbench.train.fit` cannot tell later that it finished."""
+
+    def __init__(self, name: str = RunDir.SUPERNET):
+        self.name = name
+
+    def on_end(self, loop: "Loop", summary: dict[str, Any]) -> None:
+        summary["weights"] = self.name
+        if loop.main:
+            state = {k: v.detach().cpu() for k, v in loop.base.state_dict().items()}
+            with atomic_path(loop.run_dir / self.name, suffix=".pt") as tmp:
+                torch.save(state, tmp)
+            write_json(loop.run_dir / RunDir.DONE, summary)
+        distributed.barrier()  # the others return once the weights exist
 
 
 class Callbacks(Hook):
@@ -294,14 +317,16 @@ class Interrupts(Hook):
 
 def standard_hooks(cfg: Any, run_dir: Any, *, progress: bool = True, space: Any = None, extra: Sequence[Hook] = (),
                    on_step: Callable[[int, int], None] | None = None,
-                   on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> list[Hook]:
+                   on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+                   weights_name: str = RunDir.SUPERNET) -> list[Hook]:
     """The hooks of a rankbench training, in order: divergence guard, progress (rank 0 only),
-    CSV log, checkpoints (``cfg.train`` cadence), TensorBoard (``cfg.train.tensorboard``; the
-    sampled archs counted by ``space``), then ``extra``, then the callbacks ``on_step`` /
-    ``on_epoch_end`` and the signal handling. What :func:`rankbench.train.fit` runs when its
-    caller passes no hooks of its own."""
+    CSV log, checkpoints (``cfg.train`` cadence), the final weights (``weights_name``) and
+    train_done.json, TensorBoard (``cfg.train.tensorboard``; the sampled archs counted by
+    ``space``), then ``extra``, then the callbacks ``on_step`` / ``on_epoch_end`` and the signal
+    handling. What :func:`rankbench.train.fit` runs when its caller passes no hooks of its own."""
     hooks: list[Hook] = [DivergenceGuard(), Progress(progress and distributed.is_main()), CsvLog(),
-                         Checkpointer(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)]
+                         Checkpointer(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s),
+                         FinalWeights(weights_name)]
     if cfg.train.tensorboard:
         from rankbench.training.tensorboard import TensorBoard  # optional dependency
 

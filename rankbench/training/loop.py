@@ -17,11 +17,10 @@ from torch import nn
 
 from rankbench import distributed
 from rankbench.numerics import setup_compute, weights_digest
-from rankbench._io import atomic_path, write_json
 from rankbench.config import RunConfig
 from rankbench.rundir import RunDir
 from rankbench.training.checkpoint import Position, load_checkpoint, restore_checkpoint, unwrap
-from rankbench.training.hooks import Hook, Synced, standard_hooks
+from rankbench.training.hooks import FinalWeights, Hook, Synced, standard_hooks
 from rankbench.training.step import (describe_device, make_optimizer, make_scheduler, make_train_loader,
                                      resolve_device, train_step)
 
@@ -40,10 +39,10 @@ ArchSampler = Callable[[random.Random], Any]
 
 
 def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run_dir: str | os.PathLike, *,
-        resume: bool = False, progress: bool = True, log_name: str = LOG, weights_name: str = WEIGHTS,
+        resume: bool = False, progress: bool = True, log_name: str = LOG, weights_name: str | None = None,
         on_step: Callable[[int, int], None] | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-        space: Any = None, hooks: Sequence[Hook] | None = None) -> dict[str, Any]:
+        space: Any = None, hooks: Sequence[Hook] | None = None, fingerprint: str | None = None) -> dict[str, Any]:
     """Train ``model`` on ``splits.train`` for ``cfg.train.epochs`` epochs; return the summary
     also written to ``run_dir/train_done.json``.
 
@@ -62,10 +61,15 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     checkpoint is written, then the interrupt propagates). ``hooks``: the loop's concerns, as
     the caller chooses them (:class:`~rankbench.training.hooks.Hook` objects, run in order);
     None: :func:`~rankbench.training.hooks.standard_hooks` (divergence guard, progress, CSV log,
-    checkpoints, TensorBoard, ``on_step`` / ``on_epoch_end``, signals). Given hooks, the
-    callbacks belong in them (``standard_hooks(..., on_step=...)``). ``space``: the search
+    checkpoints, final weights, TensorBoard, ``on_step`` / ``on_epoch_end``, signals). Given
+    hooks, the callbacks belong in them (``standard_hooks(..., on_step=...)``), and so does the
+    saving of the final weights and train_done.json
+    (:class:`~rankbench.training.hooks.FinalWeights`, whose name is then ``weights_name``'s
+    default; without it nothing is saved at the end). ``weights_name``: the final weights'
+    file (default ``supernet.pt``), by which a finished run is recognised. ``space``: the search
     space ``arch_sampler`` draws from, if any (TensorBoard counts the sampled archs by its
-    ``group_column``).
+    ``group_column``). ``fingerprint``: ``cfg``'s training fingerprint on this device, when the
+    caller computed it (a plan); else computed here.
 
     Under ``torch.distributed`` (``torchrun``; see :mod:`rankbench.distributed`) every rank
     calls ``fit`` alike: the model is wrapped in DDP, each rank trains on its slice of every
@@ -73,16 +77,25 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     figures, and only rank 0 writes files.
     """
     run_dir = Path(run_dir)
-    finished = _finished_run(model, cfg, run_dir, resume, weights_name, progress)
-    if finished is not None:
-        return finished
-    loop = Loop(model, arch_sampler, splits, cfg, run_dir, resume=resume, progress=progress, log_name=log_name)
-    if hooks is None:
-        hooks = standard_hooks(cfg, run_dir, progress=progress, space=space, on_step=on_step,
-                               on_epoch_end=on_epoch_end)
-    elif on_step is not None or on_epoch_end is not None:
+    if hooks is not None and (on_step is not None or on_epoch_end is not None):
         raise ValueError("fit: with hooks given, pass on_step / on_epoch_end inside them "
                          "(standard_hooks(..., on_step=...))")
+    savers = [h for h in hooks or () if isinstance(h, FinalWeights)]
+    if weights_name is None:
+        weights_name = savers[0].name if savers else WEIGHTS
+    elif any(h.name != weights_name for h in savers):
+        raise ValueError(f"fit: weights_name={weights_name!r}, but the FinalWeights hook given saves "
+                         f"{savers[0].name!r}; pass one name")
+    if fingerprint is None:
+        fingerprint = cfg.training_fingerprint()  # train.device's type, as Loop resolves it
+    finished = _finished_run(model, fingerprint, run_dir, resume, weights_name, progress)
+    if finished is not None:
+        return finished
+    loop = Loop(model, arch_sampler, splits, cfg, run_dir, resume=resume, progress=progress, log_name=log_name,
+                fingerprint=fingerprint)
+    if hooks is None:
+        hooks = standard_hooks(cfg, run_dir, progress=progress, space=space, on_step=on_step,
+                               on_epoch_end=on_epoch_end, weights_name=weights_name)
     loop.hooks = list(hooks)
     try:
         loop.fire("on_start")
@@ -94,7 +107,7 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
                 loop.fire("on_step", safe=True)
             row = loop.end_epoch()
             loop.fire("on_epoch_end", row, safe=True)
-        summary = loop.finish(splits, weights_name)
+        summary = loop.summary(splits, weights_name)
         loop.fire("on_end", summary)
     except KeyboardInterrupt:
         loop.fire("on_interrupt", safe=loop.safe)  # safe: raised where a checkpoint resumes exactly
@@ -104,12 +117,11 @@ def fit(model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run
     return summary
 
 
-def _finished_run(model: nn.Module, cfg: RunConfig, run_dir: Path, resume: bool, weights_name: str,
+def _finished_run(model: nn.Module, fingerprint: str, run_dir: Path, resume: bool, weights_name: str,
                   progress: bool) -> dict[str, Any] | None:
     """A finished run's summary (its weights loaded into ``model``) when ``resume``; refuses a
     finished or interrupted run without ``resume``; None when there is training to do."""
     done_path, weights_path, ckpt_path = run_dir / DONE, run_dir / weights_name, run_dir / CHECKPOINT
-    fingerprint = cfg.training_fingerprint()
     if done_path.exists() and weights_path.exists():
         done = json.loads(done_path.read_text())
         if done.get("fingerprint", fingerprint) != fingerprint:
@@ -150,7 +162,7 @@ class Loop:
     """
 
     def __init__(self, model: nn.Module, arch_sampler: ArchSampler, splits, cfg: RunConfig, run_dir: Path, *,
-                 resume: bool, progress: bool, log_name: str):
+                 resume: bool, progress: bool, log_name: str, fingerprint: str | None = None):
         tcfg = self.tcfg = cfg.train
         if tcfg.epochs < 1:
             raise ValueError(f"train.epochs must be >= 1, got {tcfg.epochs}")
@@ -172,7 +184,7 @@ class Loop:
         self.model, self.base = model, unwrap(model)
         self.hooks: list[Hook] = []
         self.device = device = resolve_device(tcfg.device)
-        self.fingerprint = cfg.training_fingerprint(device.type)
+        self.fingerprint = fingerprint or cfg.training_fingerprint(device.type)
         cuda = device.type == "cuda"
         self.platform = setup_compute(tcfg, device)  # portable dispatch and threads, before any kernel
         torch.manual_seed(tcfg.seed)
@@ -198,7 +210,7 @@ class Loop:
                 raise ValueError(f"checkpoint {self.ckpt_path} belongs to another training config (fingerprint "
                                  f"{state.get('fingerprint')} vs {self.fingerprint}); use another directory")
             self.pos = Position(**restore_checkpoint(state, self.base, self.optimizer, self.scheduler,
-                                                     self.sampler_rng))
+                                                     self.sampler_rng, sampler=self.arch_sampler))
             del state
             self.resumed = True
             self.say(f"resuming {run_dir} {self.where()}")
@@ -298,13 +310,10 @@ class Loop:
         self._t_seg = time.perf_counter()
         return row
 
-    def finish(self, splits, weights_name: str) -> dict[str, Any]:
-        """Write the final weights and train_done.json (rank 0); return the summary."""
-        weights_path, done_path = self.run_dir / weights_name, self.run_dir / DONE
+    def summary(self, splits, weights_name: str) -> dict[str, Any]:
+        """The finished training's summary (what train_done.json holds; written by the
+        :class:`~rankbench.training.hooks.FinalWeights` hook with the weights)."""
         state = {k: v.detach().cpu() for k, v in self.base.state_dict().items()}
-        if self.main:
-            with atomic_path(weights_path, suffix=".pt") as tmp:
-                torch.save(state, tmp)
         rows = self.pos.log
         wall = sum(r["wall_s"] for r in rows)
         images = sum(r["images_per_s"] * r["wall_s"] for r in rows)
@@ -330,9 +339,6 @@ class Loop:
         if self.ddp:
             done["distributed"] = {"world_size": distributed.world_size(), "backend": distributed.backend(),
                                    "global_batch": self.cfg.data.batch_size}
-        if self.main:
-            write_json(done_path, done)
-        distributed.barrier()  # the others return once the weights exist
         return done
 
     # -- for hooks ------------------------------------------------------------------------

@@ -10,9 +10,10 @@ the start of training, so step and epoch curves share one x axis):
   group of the space's ``group_column`` (S4: ``num_paths``; one count per cell when archs
   are drawn per cell). A resumed epoch counts the steps since the resume only.
 
-A resumed training appends to the same folder and hides the events written after its
-checkpoint (``purge_step``), so every step is shown once. After scoring,
-:func:`log_ranking_metrics` adds the final ranking metrics.
+With ``train.eval_every``, tau over training goes to ``tensorboard/tau_over_training/``
+(:mod:`rankbench.training.tau_tracking`). A resumed training appends to the same folder and
+hides the events written after its checkpoint (``purge_step``), so every step is shown once.
+After scoring, :func:`log_ranking_metrics` adds the final ranking metrics.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from rankbench.training.hooks import Hook, Synced
 if TYPE_CHECKING:
     from rankbench.training.loop import Loop
 
-__all__ = ["TensorBoard", "require_tensorboard", "log_ranking_metrics", "arch_groups"]
+__all__ = ["TensorBoard", "require_tensorboard", "summary_writer", "log_ranking_metrics", "arch_groups"]
 
 MISSING = ('train.tensorboard is on, but TensorBoard is not installed here: pip install "rankbench[tb]" '
            '(or pip install tensorboard), or turn it off (--set train.tensorboard=false)')
@@ -41,6 +42,14 @@ def require_tensorboard() -> type:
     except ImportError:
         raise ValueError(MISSING) from None
     return SummaryWriter
+
+
+def summary_writer(log_dir: str | os.PathLike, loop: "Loop") -> Any:
+    """A ``SummaryWriter`` into ``log_dir`` for a training hook: a resumed training hides the
+    events an earlier session wrote there after its checkpoint (``purge_step``)."""
+    writer_cls = require_tensorboard()
+    purge = loop.global_step + 1 if loop.resumed else None
+    return writer_cls(log_dir=str(log_dir), purge_step=purge)
 
 
 def arch_groups(space: Any) -> tuple[str, Callable[[Any], list[Any]]] | None:
@@ -70,10 +79,7 @@ class TensorBoard(Hook):
     def on_start(self, loop: "Loop") -> None:
         if not loop.main:
             return
-        writer_cls = require_tensorboard()
-        # a resume hides what an earlier session logged after its checkpoint
-        purge = loop.global_step + 1 if loop.resumed else None
-        self.writer = writer_cls(log_dir=str(self.log_dir), purge_step=purge)
+        self.writer = summary_writer(self.log_dir, loop)
 
     def on_sync(self, loop: "Loop", synced: Synced) -> None:
         if self.writer is None:
