@@ -24,12 +24,12 @@ def main() -> None:
     from rankbench.figures._runs import run_label
     from rankbench.figures.cosine import applies_to, compute_cosine, default_input_arch, plot_cosine
     from rankbench.figures.style import save_figure
-    from rankbench.rundir import RunDir
+    from rankbench.train import load_supernet
 
     out = R.out_dir(args)
     written = []
     for variant in R.variants(args):
-        net, cfg = RunDir(R.trained_run(args, variant)).load_supernet()
+        net, cfg = load_supernet(R.trained_run(args, variant))
         why = applies_to(net)
         if why:
             raise ValueError(f"{variant}: {why}")

@@ -33,12 +33,12 @@ def main() -> None:
     from rankbench.figures._runs import run_label
     from rankbench.figures.sbn_stats import compute_sbn_stats, has_shadow_bns, plot_sbn_stats, sbn_comparison, sbn_summary
     from rankbench.figures.style import save_figure
-    from rankbench.rundir import RunDir
+    from rankbench.train import load_supernet
 
     out = R.out_dir(args)
     written, tables = [], []
     for variant in R.variants(args):
-        net, cfg = RunDir(R.trained_run(args, variant)).load_supernet()
+        net, cfg = load_supernet(R.trained_run(args, variant))
         if not has_shadow_bns(net):
             raise ValueError(f"the {variant!r} supernet has no shadow BNs; shadow-BN variants: "
                              f"{', '.join(shadow_bn_variants(cfg.space.name))}")

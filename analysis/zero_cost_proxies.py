@@ -46,6 +46,8 @@ def main() -> None:
     p.add_argument("--proxies", nargs="+", default=None, help="default: every registered proxy")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--cached-only", action="store_true",
+                   help="rank only the cells whose proxies are all in the cache already (computes nothing)")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="compute only cells K, K+N, ... into their own cache file, and stop (see above)")
     args = p.parse_args()
@@ -56,6 +58,7 @@ def main() -> None:
 
     from rankbench import nb101
     from rankbench._io import write_text
+    from rankbench._paths import display_path
     from rankbench.data.splits import load_splits
     from rankbench.metrics import rank_metrics
     from rankbench.proxies import compute_proxies, get_proxy, list_proxies
@@ -85,6 +88,17 @@ def main() -> None:
               f"{part.attrs['seconds']:.1f} s); run again without --shard to merge and write the tables")
         return
     _merge_shard_caches(cache)
+    drawn = len(specs)
+    if args.cached_only:  # a measurement cut short: the cells it reached (hash order: no pattern in the cells)
+        import pandas as pd
+
+        have = pd.read_csv(cache, dtype={"hash": str}) if cache.exists() else pd.DataFrame(columns=["hash", "proxy"])
+        full = set(have.groupby("hash")["proxy"].apply(set).loc[lambda x: x.apply(lambda p: set(names) <= p)].index)
+        keep = [i for i, h in enumerate(hashes) if h in full]
+        if not keep:
+            raise SystemExit(f"--cached-only: no cell has all of {names} in {cache}")
+        specs, hashes = [specs[i] for i in keep], [hashes[i] for i in keep]
+        truth, reps = truth[keep], reps[keep]
     df = compute_proxies(specs, names, model_cfg=cfg.model, data=train, seed=args.seed, batch_size=args.batch_size,
                          device=device, cache_path=cache, progress=not args.no_progress)
     setup = df.attrs["setup"]
@@ -111,7 +125,7 @@ def main() -> None:
     cols = {"width": setup["width"], "stacks": setup["stacks"], "cells_per_stack": setup["cells_per_stack"],
             "resolution": setup["resolution"], "batch_size": setup["batch_size"], "seed": setup["seed"],
             "setup": setup["digest"], "cells": len(specs),
-            "truth": "NB101 validation_accuracy, 108 epochs, mean of repeats", "store": str(store.path)}
+            "truth": "NB101 validation_accuracy, 108 epochs, mean of repeats", "store": display_path(store.path)}
     for k, v in cols.items():
         table[k] = v
     written = [out / "zero_cost_proxies.csv", out / "zero_cost_proxies_scores.csv", out / "zero_cost_proxies.md"]
@@ -122,8 +136,12 @@ def main() -> None:
         return f"[{c[0]:+.3f}, {c[1]:+.3f}]" if c is not None else ""
 
     md = [f"# Zero-cost proxies on NAS-Bench-101 ({len(specs)} cells)", "",
-          (f"Truth: NB101 108-epoch validation accuracy (mean of the stored repeats; store {store.path}). "
-          f"Cells: {len(specs)} drawn with seed {args.seed} from the {len(store.hashes(with_spec=True))} with a spec. "
+          (f"Truth: NB101 108-epoch validation accuracy (mean of the stored repeats; store "
+           f"{display_path(store.path)}). " +
+          (f"Cells: {len(specs)} drawn with seed {args.seed} from the {len(store.hashes(with_spec=True))} with a spec. "
+           if len(specs) == drawn else
+           f"Cells: the {len(specs)} of {drawn} cells whose proxies were computed when the measurement stopped "
+           f"(computed in hash order, which follows no property of the cell). ") +
           f"Networks: NB101's stand-alone network at width {setup['width']}, {setup['stacks']} stacks x "
           f"{setup['cells_per_stack']} cells, {setup['resolution']}x{setup['resolution']} images, init seed "
           f"{setup['seed']}; {setup['batch_size']} training images (setup {setup['digest']}). Signed correlations "

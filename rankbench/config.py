@@ -33,25 +33,6 @@ class ModelConfig:
     num_classes: int = 10
     bn_momentum: float = 0.1
 
-    # -- compatibility: the space and m lived here; read cfg.space instead ------------------
-    @property
-    def space_section(self) -> "SpaceSettings":
-        """The ``[space]`` section of the RunConfig this came from (S4's defaults if none)."""
-        sec = self.__dict__.get("_space")
-        return sec if sec is not None else _space_section_from_dict({})
-
-    @property
-    def space(self) -> str:
-        """Deprecated: ``cfg.space.name``."""
-        return self.space_section.name
-
-    @property
-    def m(self) -> int:
-        """Deprecated: ``cfg.space.m`` (S4's setting)."""
-        try:
-            return self.space_section.m  # type: ignore[attr-defined]  # S4's settings have m
-        except AttributeError:
-            raise AttributeError(f"search space {self.space!r} has no setting m") from None
 
 
 @dataclass(frozen=True)
@@ -191,10 +172,6 @@ class RunConfig:
     def __post_init__(self):
         if isinstance(self.space, dict):
             object.__setattr__(self, "space", _space_section_from_dict(self.space))
-        # compatibility: cfg.model.m / cfg.model.space read this RunConfig's [space]
-        model = replace(self.model)
-        object.__setattr__(model, "_space", self.space)
-        object.__setattr__(self, "model", model)
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -443,9 +420,12 @@ def config_overrides(cfg: RunConfig, *, ignore: tuple[str, ...] | list[str] = ("
 def apply_overrides(cfg: RunConfig, overrides: list[str] | dict[str, Any]) -> RunConfig:
     """Apply ``section.field=value`` overrides (CLI ``--set``) or a {dotted: value} dict."""
     items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
-    # compatibility: model.space / model.m are space.name / space.m; the space's name first, so
-    # that its settings are checked against the space chosen
-    items = [(_ALIASES.get(k, k), v) for k, v in items if v is not None]
+    # the space's name first, so that its settings are checked against the space chosen
+    items = [(k, v) for k, v in items if v is not None]
+    moved = [k for k, _ in items if k in _MOVED]
+    if moved:
+        raise ConfigError("; ".join(f"override {k!r}: the field is {_MOVED[k]!r} now (the [space] section)"
+                                    for k in moved))
     items.sort(key=lambda kv: kv[0] != "space.name")
     for key, value in items:
         section, _, name = key.partition(".")
@@ -465,8 +445,9 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | dict[str, Any]) -> Ru
     return cfg
 
 
-#: old override names -> today's
-_ALIASES = {"model.space": "space.name", "model.m": "space.m"}
+#: override names of fields that moved -> today's (an old name is an error that names the new one;
+#: old config.json files move through _migrate)
+_MOVED = {"model.space": "space.name", "model.m": "space.m"}
 
 
 def _override_space(cfg: RunConfig, key: str, name: str, value: Any) -> RunConfig:

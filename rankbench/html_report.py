@@ -21,7 +21,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Container, Iterable, Sequence
 
 import pandas as pd
 
@@ -110,6 +110,11 @@ def _kv(items: Iterable[tuple[str, Any]]) -> str:
         f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</tbody></table></div>"
 
 
+def _yes_no(value: Any, yes: str = "yes", no: str = "no") -> str | None:
+    """``yes`` / ``no`` for a recorded True / False; None (the row is left out) for anything else."""
+    return {True: yes, False: no}.get(value)
+
+
 def _png(path: Path) -> tuple[str, int | None]:
     """(data URI, CSS width in px at the figure's physical size) of a PNG: figures drawn at
     different sizes then show their text at one size."""
@@ -183,8 +188,7 @@ def _truth_section(truth: dict[str, Any], warnings_: Sequence[str] = (), notes: 
         ("repeats per class", ", ".join(f"{v} classes x {k}" for k, v in sorted(reps.items(), key=lambda t: int(t[0])))
          if reps else None),
         ("seeds", ", ".join(map(str, truth["seeds"])) if truth.get("seeds") else None),
-        ("intervals include its noise", {True: "yes (its repeats are resampled)", False: "no"}
-         .get(truth.get("noise_in_intervals"))),
+        ("intervals include its noise", _yes_no(truth.get("noise_in_intervals"), "yes (its repeats are resampled)")),
         ("digest", truth.get("digest")),
     ]
     parts = [_kv(items)]
@@ -331,7 +335,7 @@ def report_html(report_dir: str | os.PathLike, figures_dir: str | os.PathLike | 
     finished = rd.done_marker.exists() if rd.path.exists() else None
     title = f"{run_label(cfg)}: report {rep.name}"
     proto = m.get("protocol") or {}
-    first = next(iter((m.get("metrics") or {}).values()), {}) or {}
+    first: dict[str, Any] = next(iter((m.get("metrics") or {}).values()), {}) or {}
     ps = first.get("per_subnet") or {}
     dropped = ps.get("n_dropped", 0)
     head = (f"<header><h1>{_e(run_label(cfg))}</h1><p class='sub'>report <code>{_e(rep.name)}</code>, protocol "
@@ -370,7 +374,7 @@ def report_html(report_dir: str | os.PathLike, figures_dir: str | os.PathLike | 
     prov = [("run directory", rep.run_dir), ("report", rep.path.name), ("created", m.get("created")),
             ("candidates", f"{cand.get('n', '?')} ({cand.get('distinct', '?')} distinct, "
                            f"{cand.get('hash_classes', '?')} hash classes)" if cand else None),
-            ("training reused", {True: "yes", False: "no"}.get(m.get("training_reused"))),
+            ("training reused", _yes_no(m.get("training_reused"))),
             ("config fingerprint", m.get("config_fingerprint")),
             ("training fingerprint", m.get("training_fingerprint")),
             ("weights digest", m.get("weights_digest") or done.get("weights_digest")),
@@ -415,7 +419,7 @@ def _ablation_rows(table: pd.DataFrame) -> tuple[list[list[str]], list[str]]:
         return s
 
     rows, classes = [], []
-    best = {}
+    best: Container[Any] = {}  # the index of the best variant's row, if any
     variants = table[~table["variant"].astype(str).str.startswith("reference")]
     if len(variants) and "kendall_tau_subnet" in table:
         best_i = pd.to_numeric(variants["kendall_tau_subnet"], errors="coerce").idxmax()

@@ -134,11 +134,6 @@ def _truth_warnings(truth, cfg: RunConfig) -> list[str]:
     return out
 
 
-def truth_digest(truth) -> str:
-    """:meth:`rankbench.truth.Truth.digest` (kept for callers of the old name)."""
-    return truth.digest()
-
-
 def _references(cfg: RunConfig, candidates, *, splits=None, run_dir: Path | None = None,
                 device: Any = "cpu") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every registered reference ranker's scores of the candidates (:mod:`rankbench.references`),

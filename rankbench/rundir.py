@@ -160,12 +160,6 @@ class RunDir:
             return []
         return sorted(p for p in self.reports_dir.iterdir() if (p / self.REPORT_METRICS).exists())
 
-    def load_supernet(self, map_location="cpu"):
-        """The trained supernet and its config (see :func:`rankbench.train.load_supernet`)."""
-        from rankbench.train import load_supernet
-
-        return load_supernet(self.path, map_location=map_location)
-
 
 def runs_root(root: str | os.PathLike | None = None) -> Path:
     """``root``, else ``$RANKBENCH_RUNS``, else ``./runs``."""

@@ -128,7 +128,7 @@ def train_supernet(cfg: RunConfig, run_dir: str | os.PathLike | None = None, *, 
     if cfg.train.tensorboard:
         require_tensorboard()  # before anything is created
     torch.manual_seed(cfg.train.seed)  # the initial weights
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     arch_sampler = make_sampler(cfg.train.sampler, net.space, net.num_cells, per_cell=per_cell)  # before the run dir
     main = distributed.is_main()
     with distributed.main_first():  # rank 0 decodes (and caches) the data, writes the run dir
@@ -156,6 +156,6 @@ def load_supernet(run_dir: str | os.PathLike, map_location: str | torch.device =
                 f"training in {run_dir} has not finished ({done} of {cfg.train.epochs} epochs); finish it "
                 f"with `rankbench train --out {run_dir} --resume` (same preset and options)")
         raise FileNotFoundError(f"{run_dir} has no trained supernet ({WEIGHTS}); train it with `rankbench train`")
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return net.to(map_location).eval(), cfg

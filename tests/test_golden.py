@@ -108,13 +108,12 @@ def _quick_setups():
 def test_score_keys_and_report_names_of_the_quick_preset():
     keys, names = {}, {}
     digests: dict[str, str] = {}
-    from rankbench.pipeline import truth_digest
 
     for protocol, calibrate, proto, eff, load_truth in _quick_setups():
         tag = f"{protocol}-{'calib' if calibrate else 'nocalib'}"
         keys[tag] = score_key(eff, calibrate, proto)
         if protocol not in digests:
-            digests[protocol] = truth_digest(load_truth(eff))
+            digests[protocol] = load_truth(eff).digest()
         names[tag] = report_name(report_setup(eff, calibrate=calibrate, truth_digest=digests[protocol]))
     _check("score_keys", keys)
     _check("report_names", names)

@@ -64,7 +64,7 @@ def train(run_dir: Path, *, resume: bool = False, on_step=None):
     torch.set_num_threads(1)
     cfg = _cfg()
     torch.manual_seed(cfg.train.seed)
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     fit(net, lambda rng: net.space.sample_arch(rng, net.num_cells), _splits(), cfg, run_dir, resume=resume,
         progress=False, on_step=on_step)
     return net

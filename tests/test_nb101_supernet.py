@@ -392,3 +392,29 @@ def test_quick_preset_ranks_bundled_cells_against_nb101s_own_accuracy():
     cands = space.candidates(cfg.score.candidates, cfg.score.seed)
     acc = nb101.open().query_many([a.hash for a in cands], epochs=108, metric="validation_accuracy")
     assert len(cands) == cfg.score.candidates and np.isfinite(acc).all() and (acc > 0.1).mean() > 0.9
+
+
+@pytest.mark.parametrize("channels_last", (False, True))
+def test_the_scoring_max_pool_equals_atens(channels_last):
+    """Scoring's 3x3 max-pool (shifted maxima, CPU, no autograd) gives ATen's values and memory
+    format exactly, on whole tensors and on channel slices, with ties (ReLU zeros) and -inf-free
+    padding; with autograd the module itself runs."""
+    import torch.nn as nn
+
+    from rankbench.supernet.nb101_cell import _max_pool3x3
+
+    pool = nn.MaxPool2d(3, stride=1, padding=1)
+    g = torch.Generator().manual_seed(0)
+    for shape in ((2, 8, 16, 16), (3, 5, 8, 8), (1, 4, 3, 5), (2, 3, 1, 1)):
+        x = torch.relu(torch.randn(shape, generator=g))  # many exact ties at 0
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for t in (x, x[:, : max(1, shape[1] // 2)]):  # a vertex's channel slice
+            with torch.no_grad():
+                ours, ref = _max_pool3x3(pool, t), pool(t)
+            assert torch.equal(ours, ref)
+            assert ours.stride() == ref.stride()
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    y = _max_pool3x3(pool, x)  # training: the module, whose gradient goes to one input on ties
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.autograd.grad(pool(x).sum(), x)[0])

@@ -128,7 +128,7 @@ def test_fairnas_trains_every_op_weight_exactly_once_per_group(tiny, per_cell):
     weight of the supernet is."""
     cfg, _ = tiny
     torch.manual_seed(0)
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     own = {n for n, _ in net.named_parameters() if _PATH.match(n)}
     assert len({_PATH.match(n).groups() for n in own}) == net.num_cells * 4 * 3
     sampler = make_sampler("fairnas", net.space, net.num_cells, per_cell=per_cell)
@@ -144,7 +144,7 @@ def test_fairnas_and_fewshot_train_through_the_loop(tiny, tmp_path):
     cfg, splits = tiny
     for spec, check in (("fairnas", None), ("fewshot:2=m", lambda a: split_of(a, 2) == "m")):
         torch.manual_seed(0)
-        net = supernet_from_config(cfg.model)
+        net = supernet_from_config(cfg)
         sampler, trained = make_sampler(spec, net.space, net.num_cells), []
 
         def recording(rng, sampler=sampler, trained=trained):

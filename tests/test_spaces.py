@@ -125,8 +125,9 @@ def test_s4_m_is_the_space_setting():
     three = apply_overrides(cfg, ["space.m=3"])
     assert three.space.m == 3 and three.space.settings() == {"m": 3}
     assert three.training_fingerprint("cpu") != cfg.training_fingerprint("cpu")
-    assert apply_overrides(cfg, {"model.m": 3}) == three  # the old name is an alias
-    assert three.model.m == 3 and three.model.space == "s4"  # read-only compatibility
+    with pytest.raises(ConfigError, match="'space.m' now"):  # a moved field's old name says the new one
+        apply_overrides(cfg, {"model.m": 3})
+    assert not hasattr(three.model, "m") and not hasattr(three.model, "space")  # no compatibility properties
     with pytest.raises(ConfigError, match="m = 1..4"):
         apply_overrides(cfg, ["space.m=5"])
     with pytest.raises(ConfigError, match="no setting 'n'; known: m"):

@@ -115,10 +115,9 @@ def test_supernet_by_name_and_from_config():
         create_supernet(create_space("s4"), "bn", m=2)
     cfg = apply_overrides(RunConfig(), {"space.m": 3, "model.variant": "lsbn", "model.width": 4,
                                         "model.stacks": 1, "model.cells_per_stack": 1})
-    for source in (cfg, cfg.model):  # cfg.model: callers that have not switched yet
-        torch.manual_seed(0)
-        net = supernet_from_config(source)
-        assert net.space.settings() == {"m": 3} and net.variant == "lsbn" and len(net.cells[0].norm.sbn) == 3
+    torch.manual_seed(0)
+    net = supernet_from_config(cfg)
+    assert net.space.settings() == {"m": 3} and net.variant == "lsbn" and len(net.cells[0].norm.sbn) == 3
 
 
 def test_spos_is_s4_only_and_says_so():

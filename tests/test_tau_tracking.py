@@ -192,7 +192,7 @@ class _StopAt(Hook):
 
 def _fit(cfg, splits, run_dir, *, before=(), resume=False, on_epoch_end=None):
     torch.manual_seed(cfg.train.seed)
-    net = supernet_from_config(cfg.model)
+    net = supernet_from_config(cfg)
     tracker = tau_tracker(cfg, run_dir, splits)
     hooks = standard_hooks(cfg, run_dir, progress=False, extra=[*before, tracker], on_epoch_end=on_epoch_end)
     fit(net, lambda rng: net.space.sample_arch(rng, net.num_cells), splits, cfg, run_dir, resume=resume,

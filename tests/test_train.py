@@ -64,7 +64,7 @@ def tiny_cfg(**over):
 
 def make_net(cfg):
     torch.manual_seed(cfg.train.seed)
-    return supernet_from_config(cfg.model)
+    return supernet_from_config(cfg)
 
 
 def run_fit(cfg, splits, run_dir, **kw):

@@ -122,7 +122,7 @@ def test_equal_means_tie_despite_float_summation(tmp_path):
 
 
 TINY = {
-    "model.width": 4, "model.stacks": 1, "model.cells_per_stack": 1, "model.m": 1,
+    "model.width": 4, "model.stacks": 1, "model.cells_per_stack": 1, "space.m": 1,
     "data.resolution": 16, "data.train_size": 100, "data.valid_size": 50, "data.test_size": 50,
     "data.batch_size": 50, "train.epochs": 1, "train.num_threads": 1, "truth.seeds": 1, "truth.train_epochs": 1,
 }
@@ -292,3 +292,20 @@ def test_measured_truth_fingerprint_ignores_fields_that_cannot_change_weights():
 
     assert base == json.loads(bundled_file("truth-quick.json").read_text())["config_fingerprint"]
     assert _measure_fingerprint(replace(cfg, train=replace(cfg.train, lr=0.01))) != base
+
+
+def test_a_measured_truth_over_some_candidates_covers_a_subset_of_the_runs():
+    """truth.candidates = N measures the first N of the seeded draw a run with score.candidates
+    >= N starts from: every measured cell is one of the run's candidates."""
+    from rankbench.config import apply_overrides, load_preset
+    from rankbench.spaces import space_from_config
+    from rankbench.truth import measured_classes
+
+    cfg = apply_overrides(load_preset("nb101-quick"), {"truth.candidates": 40, "score.candidates": 120})
+    space = space_from_config(cfg)
+    measured = set(measured_classes(space, cfg))
+    run = {a.hash for a in space.candidates(cfg.score.candidates, cfg.score.seed)}
+    assert len(measured) == 40 and measured <= run
+    everything = apply_overrides(load_preset("quick"), {"truth.candidates": 0})  # 0: every class of the space
+    assert set(measured_classes(space_from_config(everything), everything)) == set(
+        space_from_config(everything).hash_classes())

@@ -154,7 +154,9 @@ class RunContext(_Saves):
     @cached_property
     def net(self):
         """The trained supernet (loaded once, on CPU)."""
-        net, _ = self.rd.load_supernet()
+        from rankbench.train import load_supernet
+
+        net, _ = load_supernet(self.rd.path)
         if not 0 <= self.cell < net.num_cells:
             raise ValueError(f"--cell {self.cell} out of range: {self.name} has cells 0..{net.num_cells - 1}")
         return net

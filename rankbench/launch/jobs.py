@@ -23,7 +23,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, cast
 
 from rankbench.config import RunConfig
 
@@ -120,7 +120,8 @@ class TruthShardJob(Job):
         from rankbench.truth import measure_truth
 
         return measure_truth(space_from_config(cfg), cfg, self.out, seeds=self.seeds, progress=False,
-                             work_dir=self.work_dir, keep_runs=self.keep_runs, shard=tuple(self.shard))
+                             work_dir=self.work_dir, keep_runs=self.keep_runs,
+                             shard=cast("tuple[int, int]", tuple(self.shard)))
 
 
 @contextlib.contextmanager
@@ -172,7 +173,8 @@ def _preemption_stops_training() -> Iterator[None]:
             caught.append(signum)
             print("rankbench job: preemption signal: stopping at the next step with a checkpoint",
                   file=sys.stderr, flush=True)
-            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, frame)  # the training's own graceful stop
+            stop = cast("Callable[[int, Any], Any]", signal.getsignal(signal.SIGTERM))  # Interrupts' bound method
+            stop(signal.SIGTERM, frame)  # the training's own graceful stop
         else:  # not training right now (loading data, evaluating): nothing to save first
             requeue(signum, frame)
 

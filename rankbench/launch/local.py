@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from rankbench.launch.jobs import Job
 from rankbench.launch.options import LauncherOptions, require_submitit
@@ -67,7 +67,7 @@ def run_local(jobs: Sequence[Job], opts: LauncherOptions, folder: str | Path, *,
     slots = [devices[i % len(devices)] if devices else None for i in range(n)]
     executors = [local_executor(folder, d, opts) for d in slots]
     pending = list(enumerate(jobs))
-    running: dict[int, tuple[int, Job, object]] = {}
+    running: dict[int, tuple[int, Job, Any]] = {}  # slot -> (job index, job, submitit job)
     results: list[JobResult | None] = [None] * len(jobs)
     try:
         while pending or running:
@@ -81,9 +81,10 @@ def run_local(jobs: Sequence[Job], opts: LauncherOptions, folder: str | Path, *,
                     say(f"job {sj.job_id} started: {job.name}{f' on {slots[s]}' if slots[s] else ''} (log {out})")
             for s, (i, job, sj) in list(running.items()):
                 if sj.done():
-                    results[i] = _collect(job, sj)
+                    result = _collect(job, sj)
+                    results[i] = result
                     del running[s]
-                    say(results[i].line())
+                    say(result.line())
             if running:
                 time.sleep(opts.poll_s)
     except KeyboardInterrupt:

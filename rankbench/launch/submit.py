@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 from rankbench.config import RunConfig, device_type_of
 from rankbench.launch.jobs import Job, TrainJob
@@ -109,13 +109,14 @@ def submit(jobs: Sequence[Job], opts: LauncherOptions, *, folder: str | os.PathL
     if not jobs:
         return []
     Path(folder).parent.mkdir(parents=True, exist_ok=True)
+    where = cast("str | Path", folder)  # the executors only take str() of it
     if opts.kind == "local":
         from rankbench.launch.local import run_local
 
-        return run_local(jobs, opts, folder, echo=echo)
+        return run_local(jobs, opts, where, echo=echo)
     from rankbench.launch.slurm import run_slurm
 
-    return run_slurm(jobs, opts, folder, echo=echo)
+    return run_slurm(jobs, opts, where, echo=echo)
 
 
 def with_job_devices(cfg: RunConfig, opts: LauncherOptions) -> LauncherOptions:

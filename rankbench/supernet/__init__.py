@@ -54,14 +54,8 @@ def create_supernet(space: SearchSpace | str = "s4", variant: str = "lsbn", *, w
 
 def supernet_from_config(cfg) -> Supernet:
     """Build the supernet a :class:`rankbench.config.RunConfig` describes (its ``space`` and
-    ``model`` sections). A bare ``ModelConfig`` taken from a RunConfig (``cfg.model``) is
-    still accepted, for callers that have not switched yet."""
-    from rankbench.config import ModelConfig
-
-    if isinstance(cfg, ModelConfig):  # compatibility: the space section it was taken with
-        model, space = cfg, space_from_config(cfg.space_section)
-    else:
-        model, space = cfg.model, space_from_config(cfg)
+    ``model`` sections)."""
+    model, space = cfg.model, space_from_config(cfg)
     return create_supernet(space, model.variant, width=model.width, stacks=model.stacks,
                            cells_per_stack=model.cells_per_stack, num_classes=model.num_classes,
                            bn_momentum=model.bn_momentum)

@@ -246,7 +246,7 @@ class NB101SupernetCell(nn.Module):
             for t in terms[1:]:
                 s = s + t
             if vx.op == MAXPOOL3X3:
-                y = self.pool(s / len(terms) if self.divide and len(terms) > 1 else s)
+                y = _max_pool3x3(self.pool, s / len(terms) if self.divide and len(terms) > 1 else s)
             else:
                 y = self._conv(vx.v, vx.op)(s, vx.active)
             outs[vx.v] = y
@@ -321,6 +321,20 @@ class NB101SupernetCell(nn.Module):
 
 def _truncate(x: Tensor, channels: int) -> Tensor:
     return x if x.shape[1] == channels else x[:, :channels]
+
+
+def _max_pool3x3(pool: nn.Module, x: Tensor) -> Tensor:
+    """``pool(x)`` (3x3 max-pool, stride 1, padding 1); on CPU without autograd (scoring) as
+    the maximum of shifted views, rows then columns: the same values (max is exact) and memory
+    format. ATen's CPU max-pool is slow on the channel slices a vertex often gets and in the
+    contiguous format (x7-x9 there, x1.4 on a whole channels-last batch; scoring x1.2-1.4:
+    ``bench/bench_nb101_scoring.py --aten-pool``). Where a gradient is needed ``pool`` runs:
+    its gradient on ties (ReLU zeros) goes to one input, ``torch.maximum``'s would be split."""
+    if x.device.type != "cpu" or (x.requires_grad and torch.is_grad_enabled()):
+        return pool(x)
+    p = F.pad(x, (1, 1, 1, 1), value=float("-inf"))  # max-pool's padding: never the maximum
+    rows = torch.maximum(torch.maximum(p[:, :, :, :-2], p[:, :, :, 1:-1]), p[:, :, :, 2:])
+    return torch.maximum(torch.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
 
 
 @register_cell("nb101")

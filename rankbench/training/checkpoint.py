@@ -12,7 +12,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -55,7 +55,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def _rng_states(sampler_rng: random.Random) -> dict[str, Any]:
-    np_state = np.random.get_state()
+    # legacy=True (the default) returns the tuple; numpy's stubs only type it as tuple-or-dict
+    np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     states: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": [np_state[0], [int(v) for v in np_state[1]], int(np_state[2]), int(np_state[3]),

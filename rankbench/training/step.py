@@ -45,7 +45,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     for mod in model.modules():
         if isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)) and mod.weight is not None:
             decay_ids.add(id(mod.weight))
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (decay if id(p) in decay_ids else no_decay).append(p)
