@@ -39,3 +39,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def synthetic_splits(train: int, valid: int, test: int, seed: int = 0):
+    """Random uint8 16x16 images and labels as CIFAR10Splits (plumbing tests: no real data)."""
+    from rankbench.data.cifar10 import CIFAR10Splits, ImageSet
+
+    g = torch.Generator().manual_seed(seed)
+
+    def images(n):
+        return ImageSet(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (n,), generator=g))
+
+    return CIFAR10Splits(train=images(train), valid=images(valid), test=images(test), source="synthetic",
+                         kind="synthetic", split="random", nb101_split=False)

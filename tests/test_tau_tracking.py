@@ -13,12 +13,11 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_splits
 import torch
 from torch import nn
 
 from rankbench.config import apply_overrides, config_problems, load_preset
-from rankbench.data import ImageSet
-from rankbench.data.cifar10 import CIFAR10Splits
 from rankbench.numerics import weights_digest
 from rankbench.spaces import create_space
 from rankbench.supernet import supernet_from_config
@@ -59,14 +58,7 @@ def _cfg(truth_csv, **over):
 
 @pytest.fixture(scope="module")
 def splits():
-    g = torch.Generator().manual_seed(0)
-
-    def images(n):
-        return ImageSet(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
-                        torch.randint(0, 10, (n,), generator=g))
-
-    return CIFAR10Splits(train=images(100), valid=images(50), test=images(50), source="synthetic",
-                         kind="synthetic", split="random", nb101_split=False)
+    return synthetic_splits(100, 50, 50)
 
 
 # -- the config ----------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ import os
 import signal
 
 import pytest
+from conftest import synthetic_splits
 import torch
 from torch import nn
 
 from rankbench.cli import main
 from rankbench.config import apply_overrides, load_preset
-from rankbench.data.cifar10 import CIFAR10Splits
-from rankbench.data import ImageSet
 from rankbench.data.splits import downsample, load_splits
 from rankbench.spaces import Subnet
 from rankbench.supernet import supernet_from_config
@@ -48,14 +47,7 @@ def _env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def splits():
-    g = torch.Generator().manual_seed(0)
-
-    def images(n):
-        return ImageSet(torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g),
-                               torch.randint(0, 10, (n,), generator=g))
-
-    return CIFAR10Splits(train=images(128), valid=images(32), test=images(32), source="synthetic",
-                         kind="synthetic", split="random", nb101_split=False)
+    return synthetic_splits(128, 32, 32)
 
 
 def tiny_cfg(**over):
